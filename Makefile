@@ -1,0 +1,44 @@
+# Set-up and entry points. `make demo` runs the main job, `make test` the whole test suite;
+# both create .venv on first use. The venv sees the system's packages, so a torch that is already
+# installed (a CUDA build on a GPU machine) is reused; otherwise torch==2.13.0 is installed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fastadv-installed
+SOURCES := $(shell find csrc kernels -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh') setup.py
+
+.PHONY: venv build test demo bench lint cmake-check clean
+
+venv: $(VENV)/.deps
+
+$(VENV)/.deps: requirements-dev.txt
+	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(STAMP): $(VENV)/.deps $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+build: $(STAMP)
+
+test: build
+	$(PY) -m pytest -q tests
+
+demo: build
+	$(PY) -m fastadv.demo
+
+bench: build
+	$(PY) bench/sign_step.py
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+cmake-check:
+	cmake -S . -B cmake-build -G Ninja
+	cmake --build cmake-build
+	ctest --test-dir cmake-build --output-on-failure
+
+clean:
+	rm -rf build cmake-build fastadv/_C*.so *.egg-info

@@ -1,0 +1,186 @@
+// fastadv::sign_step_: operand checks shared by every device, and the CPU kernel.
+#include "sign_step.h"
+
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "layout.h"
+
+namespace fastadv {
+namespace {
+
+at::ScalarType acc_scalar_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+void check_same(const at::Tensor& x, const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device() == x.device(), what, " is on ", t.device(), " but x is on ", x.device());
+  TORCH_CHECK(t.scalar_type() == x.scalar_type(), what, " has dtype ", t.scalar_type(),
+              " but x has ", x.scalar_type());
+  TORCH_CHECK(t.sizes() == x.sizes(), what, " has shape ", t.sizes(), " but x has ", x.sizes());
+  TORCH_CHECK(t.strides() == x.strides(), what, " has strides ", t.strides(), " but x has ",
+              x.strides(), " (give all three the same memory format)");
+}
+
+// Broadcast operand: its device and dtype are checked, its strides taken in x's memory order.
+const void* broadcast_operand(const std::optional<at::Tensor>& t, const at::Tensor& x,
+                              const MemoryOrder& order, at::ScalarType dtype, const char* what,
+                              Strides4& strides) {
+  strides = Strides4{};
+  if (!t.has_value()) return nullptr;
+  TORCH_CHECK(t->device() == x.device(), what, " is on ", t->device(), " but x is on ", x.device());
+  TORCH_CHECK(t->scalar_type() == dtype, what, " must have dtype ", dtype, ", got ", t->scalar_type());
+  strides = order.broadcast_strides(*t, x.sizes(), what);
+  return t->data_ptr();
+}
+
+}  // namespace
+
+SignStepArgs make_sign_step_args(const at::Tensor& x, const at::Tensor& x0, const at::Tensor& grad,
+                                 double step, const std::optional<at::Tensor>& step_map, double eps,
+                                 const std::optional<at::Tensor>& eps_map, double lo, double hi,
+                                 const std::optional<at::Tensor>& mask,
+                                 const std::optional<at::Tensor>& active,
+                                 std::optional<double> quantum) {
+  check_same(x, x0, "x0");
+  check_same(x, grad, "grad");
+  TORCH_CHECK(lo <= hi, "lo (", lo, ") must not exceed hi (", hi, ")");
+  TORCH_CHECK(step_map.has_value() || !std::isnan(step), "step is NaN");
+  TORCH_CHECK(eps_map.has_value() || eps >= 0, "eps must be >= 0, got ", eps);
+  TORCH_CHECK(!quantum.has_value() || *quantum > 0, "quantum must be > 0, got ", quantum.value_or(0));
+  const MemoryOrder order = MemoryOrder::of(x, "x");
+  const at::ScalarType acc = acc_scalar_type(x.scalar_type());
+
+  SignStepArgs a{};
+  a.x = x.data_ptr();
+  a.x0 = x0.data_ptr();
+  a.grad = grad.data_ptr();
+  a.dtype = to_kernel_dtype(x.scalar_type(), "x");
+  a.numel = x.numel();
+  a.shape = order.shape;
+  a.step = step;
+  a.eps = eps;
+  a.lo = lo;
+  a.hi = hi;
+  a.quantum = quantum.value_or(0.0);
+  a.step_map = broadcast_operand(step_map, x, order, acc, "step", a.step_strides);
+  a.eps_map = broadcast_operand(eps_map, x, order, acc, "eps", a.eps_strides);
+  a.mask = broadcast_operand(mask, x, order, acc, "mask", a.mask_strides);
+  a.active = static_cast<const bool*>(
+      broadcast_operand(active, x, order, at::kBool, "active", a.active_strides));
+  return a;
+}
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;
+
+// A broadcast operand as the CPU loop reads it: absent ones point at their default value with
+// zero strides, so the inner loop is the same whichever operands are present.
+template <typename T>
+struct Operand {
+  const T* data;
+  Strides4 strides;
+
+  Operand(const void* p, const Strides4& s, const T* fallback)
+      : data(p ? static_cast<const T*>(p) : fallback), strides(p ? s : Strides4{}) {}
+};
+
+template <typename scalar_t, bool kQuantize>
+struct CpuSignStep {
+  using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+  const SignStepArgs& a;
+  scalar_t* x = static_cast<scalar_t*>(a.x);
+  const scalar_t* x0 = static_cast<const scalar_t*>(a.x0);
+  const scalar_t* grad = static_cast<const scalar_t*>(a.grad);
+  acc_t lo = static_cast<acc_t>(a.lo), hi = static_cast<acc_t>(a.hi);
+  // A literal 0 without rounding, so the compiler drops the rounding branch from the loops.
+  acc_t quantum() const { return kQuantize ? static_cast<acc_t>(a.quantum) : acc_t(0); }
+
+  // Scalar step and eps, no mask, every sample: a flat loop the compiler vectorises.
+  void flat() const {
+    const auto step = static_cast<acc_t>(a.step), eps = static_cast<acc_t>(a.eps);
+    const acc_t q = quantum();
+    at::parallel_for(0, a.numel, kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        x[i] = static_cast<scalar_t>(sign_step_value<acc_t>(x[i], x0[i], grad[i], step, eps,
+                                                            acc_t(1), lo, hi, q));
+      }
+    });
+  }
+
+  // Broadcast operands: a loop nest over planes of the two innermost memory dims (H x W when
+  // contiguous, W x C when channels_last), operand offsets set once a plane and once a row.
+  void broadcast() const {
+    const acc_t default_step = static_cast<acc_t>(a.step), default_eps = static_cast<acc_t>(a.eps);
+    const acc_t one = 1, q = quantum();
+    const bool all_active = true;
+    const Operand<acc_t> step(a.step_map, a.step_strides, &default_step);
+    const Operand<acc_t> eps(a.eps_map, a.eps_strides, &default_eps);
+    const Operand<acc_t> mask(a.mask, a.mask_strides, &one);
+    const Operand<bool> active(a.active, a.active_strides, &all_active);
+    const int64_t n0 = a.shape.size[0], n1 = a.shape.size[1];
+    const int64_t plane = n0 * n1;
+    const int64_t planes = a.numel / plane;
+    at::parallel_for(0, planes, std::max<int64_t>(1, kGrain / plane), [&](int64_t begin, int64_t end) {
+      Coord4<int64_t> c;
+      c.set(begin * plane, a.shape);
+      for (int64_t p = begin; p < end; ++p) {
+        if (active.data[c.offset(active.strides)]) {
+          const acc_t* s = step.data + c.offset(step.strides);
+          const acc_t* e = eps.data + c.offset(eps.strides);
+          const acc_t* m = mask.data + c.offset(mask.strides);
+          const int64_t i0 = p * plane;
+          for (int64_t k1 = 0; k1 < n1; ++k1) {
+            const acc_t* sr = s + k1 * step.strides.stride[1];
+            const acc_t* er = e + k1 * eps.strides.stride[1];
+            const acc_t* mr = m + k1 * mask.strides.stride[1];
+            scalar_t* xr = x + i0 + k1 * n0;
+            const scalar_t* x0r = x0 + i0 + k1 * n0;
+            const scalar_t* gr = grad + i0 + k1 * n0;
+            for (int64_t k0 = 0; k0 < n0; ++k0) {
+              xr[k0] = static_cast<scalar_t>(sign_step_value<acc_t>(
+                  xr[k0], x0r[k0], gr[k0], sr[k0 * step.strides.stride[0]],
+                  er[k0 * eps.strides.stride[0]], mr[k0 * mask.strides.stride[0]], lo, hi, q));
+            }
+          }
+        }
+        c.k[0] = n0 - 1;  // on to the next plane
+        c.k[1] = n1 - 1;
+        c.advance(a.shape);
+      }
+    });
+  }
+};
+
+template <typename scalar_t>
+void sign_step_cpu_typed(const SignStepArgs& a) {
+  const bool quantize = a.quantum > 0;
+  const bool broadcast = a.has_broadcast_operand();
+  if (quantize) {
+    const CpuSignStep<scalar_t, true> op{a};
+    broadcast ? op.broadcast() : op.flat();
+  } else {
+    const CpuSignStep<scalar_t, false> op{a};
+    broadcast ? op.broadcast() : op.flat();
+  }
+}
+
+void sign_step_cpu(at::Tensor& x, const at::Tensor& x0, const at::Tensor& grad, double step,
+                   const std::optional<at::Tensor>& step_map, double eps,
+                   const std::optional<at::Tensor>& eps_map, double lo, double hi,
+                   const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& active,
+                   std::optional<double> quantum) {
+  const SignStepArgs a =
+      make_sign_step_args(x, x0, grad, step, step_map, eps, eps_map, lo, hi, mask, active, quantum);
+  switch (a.dtype) {
+    case DType::Float16: return sign_step_cpu_typed<c10::Half>(a);
+    case DType::BFloat16: return sign_step_cpu_typed<c10::BFloat16>(a);
+    case DType::Float32: return sign_step_cpu_typed<float>(a);
+    case DType::Float64: return sign_step_cpu_typed<double>(a);
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastadv, CPU, m) { m.impl("sign_step_", &sign_step_cpu); }
+
+}  // namespace fastadv

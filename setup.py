@@ -1,0 +1,62 @@
+"""Builds fastadv._C: the C++ (CPU) kernels always, the CUDA kernels when they can be built.
+
+CUDA is built when torch has CUDA and nvcc is found, or when FASTADV_FORCE_CUDA=1;
+FASTADV_SKIP_CUDA=1 skips it. Architectures come from TORCH_CUDA_ARCH_LIST (default "8.0;9.0",
+Ampere and Hopper).
+"""
+
+import glob
+import os
+import re
+
+import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_ARCHS = "8.0;9.0"
+
+
+def read_version() -> str:
+    with open(os.path.join(ROOT, "fastadv", "_version.py")) as f:
+        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+
+def want_cuda() -> bool:
+    if os.environ.get("FASTADV_SKIP_CUDA") == "1":
+        return False
+    if os.environ.get("FASTADV_FORCE_CUDA") == "1":
+        return True
+    return torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def sources(pattern: str) -> list[str]:
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def extension():
+    version = read_version()
+    # No FP traps are used, and without them gcc may turn selects into min/max and vectorise.
+    cxx = ["-O3", "-fno-trapping-math", f'-DFASTADV_VERSION="{version}"']
+    cpp_sources = sources("csrc/*.cpp")
+    if not want_cuda():
+        print(f"fastadv {version}: building the C++ (CPU) kernels; CUDA skipped")
+        return CppExtension("fastadv._C", cpp_sources, extra_compile_args={"cxx": cxx})
+
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or DEFAULT_ARCHS
+    os.environ["TORCH_CUDA_ARCH_LIST"] = archs  # read by torch's build helper
+    defines = ["-DFASTADV_WITH_CUDA", f'-DFASTADV_CUDA_ARCHS="{archs}"']
+    cuda_sources = sources("csrc/cuda/*.cpp") + sources("kernels/*.cu")
+    print(f"fastadv {version}: building the C++ (CPU) and CUDA kernels for archs {archs}")
+    return CUDAExtension(
+        "fastadv._C",
+        cpp_sources + cuda_sources,
+        extra_compile_args={"cxx": cxx + defines, "nvcc": ["-O3", "-std=c++17", *defines]},
+    )
+
+
+setup(
+    version=read_version(),
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
