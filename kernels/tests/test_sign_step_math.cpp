@@ -53,6 +53,6 @@ void test_sign_step_value() {
 int main() {
   test_round_half_even();
   test_sign_step_value();
-  if (failures == 0) std::printf("kernel math: all passed\n");
+  if (failures == 0) std::printf("sign_step math: all passed\n");
   return failures == 0 ? 0 : 1;
 }
