@@ -99,10 +99,15 @@ struct CpuSignStep {
   void flat() const {
     const auto step = static_cast<acc_t>(a.step), eps = static_cast<acc_t>(a.eps);
     const acc_t q = quantum();
-    at::parallel_for(0, a.numel, kGrain, [&](int64_t begin, int64_t end) {
+    // Locals, not members: the compiler then knows the stores cannot change the pointers.
+    scalar_t* const xp = x;
+    const scalar_t* const x0p = x0;
+    const scalar_t* const gp = grad;
+    const acc_t lo_ = lo, hi_ = hi;
+    at::parallel_for(0, a.numel, kGrain, [=](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        x[i] = static_cast<scalar_t>(sign_step_value<acc_t>(x[i], x0[i], grad[i], step, eps,
-                                                            acc_t(1), lo, hi, q));
+        xp[i] = static_cast<scalar_t>(
+            sign_step_value<acc_t>(xp[i], x0p[i], gp[i], step, eps, acc_t(1), lo_, hi_, q));
       }
     });
   }

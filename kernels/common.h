@@ -6,6 +6,9 @@
 
 #if defined(__CUDACC__)
 #define FASTADV_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Forced: the CPU loops vectorise only once the math is inlined into them.
+#define FASTADV_HD inline __attribute__((always_inline))
 #else
 #define FASTADV_HD inline
 #endif
