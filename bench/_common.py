@@ -36,7 +36,9 @@ def time_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: float
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    q = torch.tensor(times, dtype=torch.float64).quantile(torch.tensor(QUANTILES, dtype=torch.float64))
+    q = torch.tensor(times, dtype=torch.float64).quantile(
+        torch.tensor(QUANTILES, dtype=torch.float64)
+    )
     return tuple(q.tolist())
 
 
@@ -46,7 +48,9 @@ def device_name(device: torch.device) -> str:
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            model = next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     return f"{model} ({torch.get_num_threads()} threads)"
@@ -68,7 +72,9 @@ def _version(package: str) -> str:
         return ""
 
 
-def row(op, backend, shape, dtype, times, throughput, unit, peak=None, note="", device=None) -> dict:
+def row(
+    op, backend, shape, dtype, times, throughput, unit, peak=None, note="", device=None
+) -> dict:
     return {
         "op": op,
         "backend": backend,
@@ -106,7 +112,17 @@ def append_rows(name: str, rows: list[dict]) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["op", "backend", "shape", "dtype", "median_ms", "throughput", "unit", "pct_of_peak", "note"]
+    cols = [
+        "op",
+        "backend",
+        "shape",
+        "dtype",
+        "median_ms",
+        "throughput",
+        "unit",
+        "pct_of_peak",
+        "note",
+    ]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import append_rows, copy_bandwidth_gbs, row, time_ms
 
+from _common import append_rows, copy_bandwidth_gbs, row, time_ms
 from fastadv.ops import available, sign_step_
 
 ALPHA, EPS = 2 / 255, 8 / 255
@@ -35,7 +35,10 @@ def candidates(device: torch.device):
     for backend in available(device):
         if backend == "torch" or (backend == "triton" and device.type == "cpu"):
             continue  # the reference is the eager line above; interpreted Triton is not timed
-        yield f"fastadv-{backend}", lambda x, x0, g, b=backend: sign_step_(x, x0, g, ALPHA, EPS, backend=b)
+        yield (
+            f"fastadv-{backend}",
+            lambda x, x0, g, b=backend: sign_step_(x, x0, g, ALPHA, EPS, backend=b),
+        )
 
 
 def bench(shape, dtype, device, bandwidth):
@@ -47,7 +50,9 @@ def bench(shape, dtype, device, bandwidth):
         x = x0.clone()
         times = time_ms(lambda fn=fn, x=x: fn(x, x0, grad), device)
         gbs = nbytes / (times[0] * 1e-3) / 1e9
-        rows.append(row("sign_step_", name, shape, dtype, times, gbs, "GB/s", bandwidth, device=device))
+        rows.append(
+            row("sign_step_", name, shape, dtype, times, gbs, "GB/s", bandwidth, device=device)
+        )
     eager_ms = float(rows[0]["median_ms"])
     for r in rows:
         r["note"] = f"{eager_ms / float(r['median_ms']):.2f}x eager"

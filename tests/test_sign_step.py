@@ -72,7 +72,9 @@ def test_bound_forms(backend, device, dtype, shape):
     for name, (step, eps) in bound_forms(shape).items():
         step, eps = (v.to(device) if isinstance(v, torch.Tensor) else v for v in (step, eps))
         got = assert_matches_reference(backend, x, x0, grad, step, eps)
-        assert (got - x0).abs().max() <= (eps.max() if isinstance(eps, torch.Tensor) else eps) + ATOL[dtype], name
+        assert (got - x0).abs().max() <= (
+            eps.max() if isinstance(eps, torch.Tensor) else eps
+        ) + ATOL[dtype], name
 
 
 @pytest.mark.parametrize("backend,device", compiled_backends())
@@ -200,7 +202,9 @@ def test_inside_torch_compile():
 
     @torch.compile(fullgraph=True)
     def pgd_update(x, x0, grad):
-        torch.ops.fastadv.sign_step_(x, x0, grad, 0.02, None, 0.05, None, 0.0, 1.0, None, None, None)
+        torch.ops.fastadv.sign_step_(
+            x, x0, grad, 0.02, None, 0.05, None, 0.0, 1.0, None, None, None
+        )
         return x * 1.0
 
     got = pgd_update(x.clone(), x0, grad)

@@ -46,7 +46,7 @@ def check_images(x, name: str) -> torch.Tensor:
 def is_dense(t: torch.Tensor) -> bool:
     """Non-overlapping and dense: some permutation of the dims is contiguous."""
     expected = 1
-    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda p: p[1]):
+    for size, stride in sorted(zip(t.shape, t.stride(), strict=True), key=lambda p: p[1]):
         if size != 1 and stride != expected:
             return False
         expected *= size

@@ -62,7 +62,9 @@ def _sign_step_kernel(
     sign = tl.where(g > 0, 1.0, tl.where(g < 0, -1.0, 0.0)).to(acc)
     move = step_v * sign
     if HAS_MASK:
-        move = move * tl.load(mask_ptr + strided_offset(k0, k1, k2, k3, ms0, ms1, ms2, ms3), mask=inside)
+        move = move * tl.load(
+            mask_ptr + strided_offset(k0, k1, k2, k3, ms0, ms1, ms2, ms3), mask=inside
+        )
     delta = x + move - x0
     delta = tl.minimum(tl.maximum(delta, -eps_v), eps_v)
     if HAS_QUANTUM:
@@ -107,7 +109,8 @@ def sign_step_triton_(
     order = memory_order(x)
     sizes = [x.shape[d] for d in order]
     strides = [_broadcast_strides(t, x, order) for t in (step_map, eps_map, mask, active)]
-    largest = max([numel] + [sum((n - 1) * s for n, s in zip(sizes, st)) for st in strides])
+    reach = [sum((n - 1) * s for n, s in zip(sizes, st, strict=True)) for st in strides]
+    largest = max(numel, *reach)
     dummy = x  # any pointer, never read when its HAS_* flag is off
     _sign_step_kernel[(triton.cdiv(numel, BLOCK),)](
         x, x0, grad, numel,
