@@ -14,6 +14,7 @@ $(VENV)/.deps: requirements-dev.txt
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps torchattacks==3.5.1  # tests compare against it; its deps pull torchvision
 	touch $@
 
 $(STAMP): $(VENV)/.deps $(SOURCES)

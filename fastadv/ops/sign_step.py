@@ -12,7 +12,7 @@ Half types compute in float32. The compiled backends read each input once and wr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -33,10 +33,8 @@ Bound = float | torch.Tensor
 
 @dataclass
 class SignStepOperands:
-    """The operands in the form every backend takes (see `prepare`)."""
+    """The operands besides x_adv, x0 and grad, in the form every backend takes (see `prepare`)."""
 
-    x0: torch.Tensor
-    grad: torch.Tensor
     step: float
     step_map: torch.Tensor | None
     eps: float
@@ -46,6 +44,20 @@ class SignStepOperands:
     mask: torch.Tensor | None
     active: torch.Tensor | None
     quantum: float | None
+
+    def subset(self, keep: torch.Tensor) -> SignStepOperands:
+        """The operands of the samples `keep` (bool [B]) selects, for a batch that shrinks."""
+
+        def pick(t):
+            return t if t is None or t.shape[0] == 1 else t[keep]
+
+        return replace(
+            self,
+            step_map=pick(self.step_map),
+            eps_map=pick(self.eps_map),
+            mask=pick(self.mask),
+            active=pick(self.active),
+        )
 
 
 def sign_step_(
@@ -78,18 +90,6 @@ def sign_step_(
         quantum: round delta to multiples of it (e.g. 1/255 for 8-bit images).
         backend: "auto", "cuda", "triton", "cpu" or "torch".
     """
-    operands = prepare(x_adv, x0, grad, step, eps, lo, hi, mask, active, quantum)
-    impl = _IMPLEMENTATIONS[_backend.resolve(backend, x_adv.device)]
-    work = x_adv if is_dense(x_adv) else x_adv.contiguous()
-    impl(work, with_layout_of(operands.x0, work), with_layout_of(operands.grad, work), operands)
-    if work is not x_adv:
-        x_adv.copy_(work)
-    return x_adv
-
-
-def prepare(x_adv, x0, grad, step, eps, lo, hi, mask, active, quantum) -> SignStepOperands:
-    """Checks every argument (errors name it) and brings the broadcast ones to the kernels' form:
-    4-d, on x_adv's device, in its compute dtype (active stays bool)."""
     check_images(x_adv, "x_adv")
     check_float(x0, "x0")
     check_like(x0, x_adv, "x0", "x_adv")
@@ -97,6 +97,23 @@ def prepare(x_adv, x0, grad, step, eps, lo, hi, mask, active, quantum) -> SignSt
     if not grad.dtype.is_floating_point:
         raise TypeError(f"grad must be a float tensor, got {grad.dtype}")
     check_like(grad, x_adv, "grad", "x_adv")
+    operands = prepare(x_adv, step, eps, lo, hi, mask, active, quantum)
+    return apply_(x_adv, x0, grad, operands, _backend.resolve(backend, x_adv.device))
+
+
+def apply_(x_adv, x0, grad, operands: SignStepOperands, backend: str) -> torch.Tensor:
+    """The update with operands already checked by `prepare` and a resolved backend: no checks,
+    no host synchronisation (the attacks call this once an iteration)."""
+    work = x_adv if is_dense(x_adv) else x_adv.contiguous()
+    _IMPLEMENTATIONS[backend](work, with_layout_of(x0, work), with_layout_of(grad, work), operands)
+    if work is not x_adv:
+        x_adv.copy_(work)
+    return x_adv
+
+
+def prepare(x_adv, step, eps, lo=0.0, hi=1.0, mask=None, active=None, quantum=None):
+    """Checks the arguments besides the three images (errors name them) and brings the
+    broadcast ones to the kernels' form: 4-d, on x_adv's device, in its compute dtype."""
     lo, hi = float(lo), float(hi)
     if not lo <= hi:
         raise ValueError(f"lo ({lo}) must not exceed hi ({hi})")
@@ -105,8 +122,6 @@ def prepare(x_adv, x0, grad, step, eps, lo, hi, mask, active, quantum) -> SignSt
     step, step_map = _bound(step, x_adv, "step", nonnegative=False)
     eps, eps_map = _bound(eps, x_adv, "eps", nonnegative=True)
     return SignStepOperands(
-        x0=x0,
-        grad=grad,
         step=step,
         step_map=step_map,
         eps=eps,

@@ -1,0 +1,112 @@
+"""The iterative sign-gradient loop every attack runs, with per-sample early stopping.
+
+Finished samples leave the batch: their images are written to the result and the forward and
+backward passes go on with the others only. Whether samples are finished is checked every
+`check_every` iterations; that check is the loop's only host synchronisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from fastadv.attacks._model import attack_mode
+from fastadv.attacks.goals import Goal
+from fastadv.ops import sign_step
+from fastadv.ops._backend import resolve
+
+
+@dataclass
+class AttackResult:
+    """adv: the adversarial images; success: bool [B], the goal reached on `adv`; iterations:
+    int64 [B], gradient steps taken; linf, l2: per-sample norms of adv - x."""
+
+    adv: torch.Tensor
+    success: torch.Tensor
+    iterations: torch.Tensor
+    linf: torch.Tensor
+    l2: torch.Tensor
+
+    @property
+    def success_rate(self) -> float:
+        return self.success.float().mean().item() if self.success.numel() else float("nan")
+
+
+@dataclass
+class Schedule:
+    steps: int
+    step: float  # signed per-iteration step is goal.direction * step
+    early_stop: bool = False
+    check_every: int = 1
+    random_start: bool = False
+
+
+def run(
+    model,
+    x: torch.Tensor,
+    goal: Goal,
+    schedule: Schedule,
+    operands: sign_step.SignStepOperands,
+    backend: str = "auto",
+) -> AttackResult:
+    """Runs `schedule` from x; `operands` carry eps, box, mask and quantum (their step is set
+    here from the schedule and the goal's direction)."""
+    impl = resolve(backend, x.device)
+    operands = replace(operands, step=goal.direction * schedule.step)
+    with attack_mode(model):
+        adv = _start(x, operands, schedule.random_start)
+        iterations = torch.full((x.shape[0],), schedule.steps, dtype=torch.long, device=x.device)
+        _loop(model, x, adv, goal, schedule, operands, impl, iterations)
+        with torch.no_grad():
+            success = goal.done(goal.forward(model, adv), torch.arange(x.shape[0], device=x.device))
+    delta = (adv - x).flatten(1).float()
+    return AttackResult(adv, success, iterations, delta.abs().amax(1), delta.norm(dim=1))
+
+
+def _start(x, operands, random_start: bool) -> torch.Tensor:
+    """x, or x plus uniform noise in the eps ball (torchattacks' PGD start, same RNG calls)."""
+    if not random_start:
+        return x.clone()
+    if operands.eps_map is None:
+        noise = torch.empty_like(x).uniform_(-operands.eps, operands.eps)
+    else:
+        noise = (torch.empty_like(x).uniform_(-1, 1) * operands.eps_map).to(x.dtype)
+    return torch.clamp(x + noise, operands.lo, operands.hi)
+
+
+def _loop(model, x, adv, goal, schedule, operands, impl, iterations) -> None:
+    """Updates adv in place; records the iteration at which early-stopped samples finished."""
+    idx = torch.arange(x.shape[0], device=x.device)
+    work, x0 = adv.clone(), x
+    for t in range(schedule.steps):
+        work.requires_grad_(True)
+        output = goal.forward(model, work)
+        keep = None
+        if schedule.early_stop and t % schedule.check_every == 0:
+            finished = goal.done(output, idx)
+            if finished.any():
+                adv[idx[finished]] = work.detach()[finished]
+                iterations[idx[finished]] = t
+                keep = ~finished
+                idx = idx[keep]
+                if idx.numel() == 0:
+                    return
+                output = _select(output, keep)
+        (grad,) = torch.autograd.grad(goal.loss(output, idx), work)
+        work = work.detach()
+        if keep is not None:
+            work, x0, grad, operands = work[keep], x0[keep], grad[keep], operands.subset(keep)
+        sign_step.apply_(work, x0, grad, operands, impl)
+    adv[idx] = work
+
+
+def _select(output, keep):
+    """The rows of a model output (a tensor, mapping or tuple of tensors) that `keep` selects."""
+    if torch.is_tensor(output):
+        return output[keep]
+    if isinstance(output, dict):
+        return {k: _select(v, keep) for k, v in output.items()}
+    if isinstance(output, tuple | list):
+        return type(output)(_select(v, keep) for v in output)
+    raise TypeError(f"cannot select samples of a model output of type {type(output).__name__}")

@@ -1,0 +1,52 @@
+"""Berntsen et al.'s attack: signed steps of one grey level towards a target until the network's
+decision flips to it.
+
+    x_{t+1} = clip(x_t - step * sign(grad_x J(f(x_t), target)), 0, 1),  until decision = target
+
+No eps budget: the attack measures how many iterations and how much distortion a flip costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fastadv.attacks import goals
+from fastadv.attacks._engine import AttackResult, Schedule, run
+from fastadv.attacks._inputs import check_unit_images
+from fastadv.attacks._model import logits_of
+from fastadv.ops.sign_step import prepare
+
+
+def attack_until_flip(
+    model,
+    x: torch.Tensor,
+    target,
+    *,
+    step: float = 1 / 255,
+    max_iters: int = 1000,
+    decision: Callable | None = None,
+    loss_fn: Callable | None = None,
+    check_every: int = 1,
+    quantum: float | None = 1 / 255,
+    backend: str = "auto",
+) -> AttackResult:
+    """Steps towards `target` (int or int64 [B]) until `decision(model(x))` equals it.
+
+    decision: model output -> int64 [B]; default the argmax of the logits. Pass one for
+        networks that decide by thresholds over several scores (the triple-staged network).
+    loss_fn: (model output, target [B]) -> scalar to descend; default summed cross-entropy.
+    quantum: keeps 8-bit images on their grid (None for none).
+    Samples that have not flipped after max_iters are reported as failures; `iterations` counts
+    the steps taken (0 for samples the model already assigns to the target).
+    """
+    check_unit_images(x)
+    if max_iters < 1 or check_every < 1 or not step > 0:
+        raise ValueError("max_iters and check_every must be >= 1 and step > 0")
+    target = torch.as_tensor(target, device=x.device).long().expand(x.shape[0]).clone()
+    decide = decision or (lambda out: logits_of(out).argmax(1))
+    loss = loss_fn or (lambda out, t: goals.cross_entropy_sum(logits_of(out), t, -100))
+    goal = goals.Decision(target, decide, loss)
+    schedule = Schedule(max_iters, step, early_stop=True, check_every=check_every)
+    return run(model, x, goal, schedule, prepare(x, step, 1.0, quantum=quantum), backend)

@@ -1,0 +1,1 @@
+"""Drop-in replacements for other libraries' attack classes, running on fastadv."""

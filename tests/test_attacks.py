@@ -1,0 +1,186 @@
+"""fastadv.attacks on small seeded models."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _models import classifier, images, segmenter
+
+from fastadv.attacks import attack_until_flip, fgsm, ifgsm, kurakin_steps, pgd
+
+
+def ce(model, x, y):
+    with torch.no_grad():
+        return F.cross_entropy(model(x), y).item()
+
+
+@pytest.mark.parametrize("make", [classifier, segmenter], ids=["classifier", "dense"])
+def test_untargeted_raises_and_targeted_lowers_the_loss(make):
+    model, x = make(), images()
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    k = model(x).shape[1]
+    target = (y + 1) % k
+    for attack in (fgsm, ifgsm, pgd):
+        up = attack(model, x, y, eps=4 / 255)
+        assert ce(model, up.adv, y) > ce(model, x, y), attack.__name__
+        down = attack(model, x, target=target, eps=4 / 255)
+        assert ce(model, down.adv, target) < ce(model, x, target), attack.__name__
+        assert (down.linf <= 4 / 255 + 1e-6).all()
+
+
+@pytest.mark.parametrize("eps_px, steps", [(1, 2), (4, 5), (8, 10), (10, 13), (16, 20), (20, 24)])
+def test_kurakin_schedule(eps_px, steps):
+    assert kurakin_steps(eps_px / 255) == steps
+
+
+def test_default_steps_follow_the_schedule():
+    model, x = classifier(), images()
+    result = ifgsm(model, x, eps=10 / 255)
+    assert result.iterations.tolist() == [13] * 4
+
+
+def test_early_stopping_keeps_unfinished_images_and_finished_states():
+    model, x = classifier(seed=1), images(8, seed=1)
+    kw = {"eps": 4 / 255, "alpha": 0.5 / 255, "steps": 12}
+    full = ifgsm(model, x, **kw)
+    early = ifgsm(model, x, early_stop=True, **kw)
+    finished = early.iterations < 12
+    assert finished.any() and (~finished).any()
+    torch.testing.assert_close(early.adv[~finished], full.adv[~finished], atol=0, rtol=0)
+    for i in torch.nonzero(finished).flatten().tolist():
+        n = early.iterations[i].item()
+        if n == 0:
+            assert torch.equal(early.adv[i], x[i])
+            continue
+        alone = ifgsm(model, x[i : i + 1], **{**kw, "steps": n})
+        torch.testing.assert_close(early.adv[i], alone.adv[0], atol=1e-7, rtol=0)
+    assert early.success[finished].all()
+
+
+def test_early_stopped_samples_leave_the_batch():
+    model, x = classifier(seed=1), images(8, seed=1)
+    sizes = []
+    model.register_forward_hook(lambda m, inp, out: sizes.append(inp[0].shape[0]))
+    result = ifgsm(model, x, eps=4 / 255, alpha=0.5 / 255, steps=12, early_stop=True)
+    assert (result.iterations < 12).any()
+    assert min(sizes[1:-1]) < 8  # after the clean pass, before the final check
+
+
+def test_least_likely_is_recomputed_every_iteration_per_pixel():
+    model, x = segmenter(seed=1), images(2, seed=1)
+    result = ifgsm(model, x, eps=6 / 255, alpha=1 / 255, steps=6, least_likely=True)
+    want = x.clone()
+    for _ in range(6):  # the definition, written out
+        xr = want.clone().requires_grad_(True)
+        logits = model(xr)
+        loss = F.cross_entropy(logits, logits.detach().argmin(1), reduction="sum")
+        (g,) = torch.autograd.grad(loss, xr)
+        want = torch.clamp(x + torch.clamp(want - g.sign() / 255 - x, -6 / 255, 6 / 255), 0, 1)
+    torch.testing.assert_close(result.adv, want, atol=1e-6, rtol=0)
+
+
+def test_model_is_left_as_found():
+    model, x = classifier(), images()
+    model.train()
+    model[0].weight.requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    pgd(model, x, eps=4 / 255, steps=3)
+    assert model.training
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_inputs_are_not_modified():
+    model, x = classifier(), images()
+    before = x.clone()
+    ifgsm(model, x, eps=4 / 255, steps=2)
+    assert torch.equal(x, before)
+
+
+def test_mapping_output_and_per_sample_eps():
+    seg = segmenter()
+
+    def model(x):
+        return {"out": seg(x), "aux": None}
+
+    x = images()
+    eps = torch.tensor([0.0, 1, 2, 4]) / 255
+    result = ifgsm(model, x, eps=eps, steps=4)
+    assert torch.allclose(result.linf, eps, atol=1e-6)
+
+
+def test_ignore_index_pixels_do_not_count():
+    model, x = segmenter(), images(1)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y_ignored = y.clone()
+    y_ignored[:, :8] = 255
+    a = ifgsm(model, x, y_ignored, eps=4 / 255, steps=3)
+    xr = x.clone().requires_grad_(True)
+    g = torch.autograd.grad(F.cross_entropy(model(xr), y_ignored, ignore_index=255), xr)[0]
+    assert torch.equal(
+        torch.sign((a.adv - x)[..., :1, :]), torch.sign(g[..., :1, :])
+    )  # a step moved
+    assert a.adv.shape == x.shape
+
+
+def test_until_flip_counts_iterations_on_a_hand_made_model():
+    """Class 1 when the mean grey level exceeds 0.5: from 102/255 every step adds 1/255 to every
+    pixel, so the decision flips after exactly 26 steps (128/255 > 0.5 > 127/255)."""
+
+    def model(x):
+        score = 100 * (x.mean(dim=(1, 2, 3)) - 0.5)
+        return torch.stack([torch.zeros_like(score), score], 1)
+
+    x = torch.full((3, 1, 8, 8), 102 / 255)
+    x[2] = 140 / 255  # already class 1: no step
+    result = attack_until_flip(model, x, 1, max_iters=100)
+    assert result.iterations.tolist() == [26, 26, 0]
+    assert result.success.all()
+    torch.testing.assert_close(result.adv[0], torch.full((1, 8, 8), 128 / 255))
+    capped = attack_until_flip(model, x[:1], 1, max_iters=10)
+    assert capped.iterations.tolist() == [10] and not capped.success.any()
+
+
+def test_until_flip_with_a_threshold_decision():
+    def model(x):
+        return torch.sigmoid(40 * (x.mean(dim=(1, 2, 3), keepdim=False)[:, None] - 0.5)).repeat(
+            1, 3
+        )
+
+    def decision(scores):  # "None" (3) unless a score passes the threshold
+        best = scores.argmax(1)
+        return torch.where(scores.max(1).values > 0.45, best, torch.full_like(best, 3))
+
+    x = torch.full((2, 1, 4, 4), 0.8)
+    result = attack_until_flip(
+        model, x, 3, decision=decision, loss_fn=lambda s, t: s.sum(), max_iters=300
+    )
+    assert result.success.all()
+    assert (decision(model(result.adv)) == 3).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"labels": torch.zeros(3, dtype=torch.long)}, ValueError, r"labels must have shape \[4\]"),
+        ({"labels": torch.full((4,), 10)}, ValueError, "outside"),
+        ({"labels": torch.zeros(4)}, TypeError, "integer tensor"),
+        ({"eps": -0.1}, ValueError, "eps must be >= 0"),
+        ({"x": images() * 2}, ValueError, r"must lie in \[0, 1\]"),
+        ({"x": images().index_fill(0, torch.tensor([0]), float("nan"))}, ValueError, "NaN"),
+        ({"x": images(0)}, ValueError, "empty batch"),
+        ({"model": lambda x: x.mean(1)}, ValueError, "logits"),
+        (
+            {"target": torch.zeros(4, dtype=torch.long), "least_likely": True},
+            ValueError,
+            "not both",
+        ),
+    ],
+)
+def test_bad_input(kwargs, error, match):
+    args = {"model": classifier(), "x": images(), "eps": 4 / 255}
+    args.update(kwargs)
+    model, x = args.pop("model"), args.pop("x")
+    with pytest.raises(error, match=match):
+        ifgsm(model, x, **args)
