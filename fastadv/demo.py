@@ -65,7 +65,7 @@ def main():
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(
-        f"fastadv {fastadv.__version__} on {device}; build: {fastadv.build_info()['cuda'] and 'CUDA' or 'C++ only'}"
+        f"fastadv {fastadv.__version__} on {device}; build: {(fastadv.build_info()['cuda'] and 'CUDA') or 'C++ only'}"
     )
 
     model = small_classifier().to(device)

@@ -2,6 +2,16 @@
 
 from fastadv.attacks._engine import AttackResult
 from fastadv.attacks.fgsm import fgsm, ifgsm, kurakin_steps, pgd
+from fastadv.attacks.hide import HideResult, hide_classes
 from fastadv.attacks.until_flip import attack_until_flip
 
-__all__ = ["AttackResult", "attack_until_flip", "fgsm", "ifgsm", "kurakin_steps", "pgd"]
+__all__ = [
+    "AttackResult",
+    "HideResult",
+    "attack_until_flip",
+    "fgsm",
+    "hide_classes",
+    "ifgsm",
+    "kurakin_steps",
+    "pgd",
+]

@@ -21,9 +21,11 @@ def cross_entropy_sum(
 
 
 def _fraction(hit: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
-    """Per sample: the fraction of counted pixels (or the single label) that are hits."""
+    """Per sample: the fraction of counted pixels (or the single label) that are hits; 1 where
+    nothing is counted (nothing left to do)."""
     hit, counted = hit.reshape(hit.shape[0], -1).float(), counted.reshape(hit.shape[0], -1).float()
-    return (hit * counted).sum(1) / counted.sum(1).clamp_min(1)
+    total = counted.sum(1)
+    return torch.where(total > 0, (hit * counted).sum(1) / total.clamp_min(1), 1.0)
 
 
 class Goal:

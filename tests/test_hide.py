@@ -1,0 +1,91 @@
+"""fastadv.attacks.hide_classes (Fischer et al.) on a small seeded segmenter."""
+
+import pytest
+import torch
+from _models import images, segmenter
+
+from fastadv.attacks import hide_classes
+from fastadv.ops import nearest_fill
+
+HIDE = 2
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model, x = segmenter(num_classes=4, seed=5), images(4, 24, 24, seed=5)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    assert (pred == HIDE).flatten(1).any(1).all(), "every test image should show the class"
+    return model, x, pred
+
+
+def test_target_is_the_nearest_fill_of_the_clean_prediction(setup):
+    model, x, pred = setup
+    result = hide_classes(model, x, HIDE, eps=4 / 255, steps=2)
+    assert torch.equal(result.clean_pred, pred)
+    assert torch.equal(result.target, nearest_fill(pred, HIDE).labels)
+    assert torch.equal(result.hidden, pred == HIDE)
+
+
+def test_hiding_lowers_the_class_and_keeps_the_rest(setup):
+    model, x, pred = setup
+    result = hide_classes(model, x, HIDE, eps=12 / 255, early_stop=False)
+    with torch.no_grad():
+        adv_pred = model(result.adv).argmax(1)
+    assert (adv_pred == HIDE).sum() < 0.5 * (pred == HIDE).sum()
+    assert (result.linf <= 12 / 255 + 1e-6).all()
+
+
+@pytest.mark.parametrize("restrict", ["after", "during"])
+def test_restricted_noise_stays_on_the_hidden_pixels(setup, restrict):
+    model, x, _ = setup
+    result = hide_classes(model, x, HIDE, eps=8 / 255, restrict=restrict)
+    outside = ~result.hidden[:, None].expand_as(x)
+    assert torch.equal(result.adv[outside], x[outside])
+    assert (result.adv != x).any()
+
+
+def test_success_and_early_stopping(setup):
+    model, x, _ = setup
+    result = hide_classes(model, x, HIDE, eps=16 / 255, steps=30, success_fraction=0.9)
+    with torch.no_grad():
+        adv_pred = model(result.adv).argmax(1)
+    still = ((adv_pred == HIDE) & result.hidden).flatten(1).sum(1)
+    fraction_hidden = 1 - still / result.hidden.flatten(1).sum(1)
+    assert torch.equal(result.success, fraction_hidden >= 0.9)
+    assert (result.iterations[result.success] < 30).all()
+
+
+def test_images_without_the_class_or_with_nothing_else():
+    model = segmenter(num_classes=4, seed=5)
+
+    def constant(label):
+        def fixed(x):
+            logits = torch.zeros(x.shape[0], 4, *x.shape[2:])
+            logits[:, label] = 1 + 0 * x.sum()
+            return logits
+
+        return fixed
+
+    x = images(2, 8, 8)
+    nothing = hide_classes(constant(0), x, HIDE, eps=4 / 255)
+    assert nothing.success.all() and torch.equal(nothing.adv, x)
+    everything = hide_classes(constant(HIDE), x, HIDE, eps=4 / 255)
+    assert not everything.success.any() and torch.equal(everything.adv, x)
+    del model
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"classes": 7}, r"must lie in \[0, 4\)"),
+        ({"classes": []}, "classes is empty"),
+        ({"restrict": "before"}, "restrict must be"),
+        ({"eps": -1.0}, "eps must be >= 0"),
+    ],
+)
+def test_bad_input(setup, kwargs, match):
+    model, x, _ = setup
+    args = {"classes": HIDE, "eps": 4 / 255, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        hide_classes(model, x, args.pop("classes"), **args)
