@@ -64,9 +64,8 @@ def main():
     parser.add_argument("--eps", type=float, default=8.0, help="in pixel units (x / 255)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(
-        f"fastadv {fastadv.__version__} on {device}; build: {(fastadv.build_info()['cuda'] and 'CUDA') or 'C++ only'}"
-    )
+    kernels = "CUDA and C++" if fastadv.build_info()["cuda"] else "C++"
+    print(f"fastadv {fastadv.__version__} on {device}; compiled kernels: {kernels}")
 
     model = small_classifier().to(device)
     for p in model.parameters():
@@ -85,9 +84,8 @@ def main():
     )
     same = (result.adv - eager_adv).abs().max().item()
 
-    print(
-        f"\nI-FGSM, {args.steps} steps, eps {args.eps:g}/255, batch {args.batch} x 3 x {args.size} x {args.size}"
-    )
+    size = f"{args.batch} x 3 x {args.size} x {args.size}"
+    print(f"\nI-FGSM, {args.steps} steps, eps {args.eps:g}/255, images {size}")
     print(f"{'':28}{'time (ms)':>12}{'images/s':>12}{'overhead':>12}")
     for name, seconds in [
         ("forward+backward only", floor_s),
@@ -97,9 +95,8 @@ def main():
         overhead = f"{1000 * (seconds - floor_s):.1f} ms" if seconds is not floor_s else "floor"
         print(f"{name:28}{1000 * seconds:12.1f}{args.batch / seconds:12.1f}{overhead:>12}")
     print(f"\nlargest difference between the two adversarial batches: {same:.2e}")
-    print(
-        f"fooled: {result.success.sum().item()} of {args.batch}; L-inf {255 * result.linf.max().item():.2f}/255"
-    )
+    fooled = result.success.sum().item()
+    print(f"fooled: {fooled} of {args.batch}; L-inf {255 * result.linf.max().item():.2f}/255")
 
 
 def _forward_backward(model, images, labels, steps):
