@@ -1,0 +1,53 @@
+// CUDA kernels of the nearest-non-class neighbour fill (algorithm and tie rule: nearest_fill.h).
+//
+// Pass 1: one thread a row (all images' rows in one grid). Pass 2: one thread a column, so
+// that at each step of the sweeps the threads of a warp touch adjacent columns of one row; the
+// envelope stacks live in global scratch laid out [B, H, W] for the same reason.
+#include "launch.h"
+
+namespace fastadv {
+namespace {
+
+constexpr int kThreads = 128;
+
+__global__ void __launch_bounds__(kThreads) rows_kernel(NearestFillArgs a) {
+  const int64_t line = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (line < a.batch * a.height) row_sites(a, line);
+}
+
+template <typename label_t>
+__global__ void __launch_bounds__(kThreads) columns_kernel(NearestFillArgs a, int32_t* stacks) {
+  const int64_t column = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (column >= a.batch * a.width) return;
+  const int64_t b = column / a.width;
+  const int32_t c = static_cast<int32_t>(column % a.width);
+  const int64_t plane = static_cast<int64_t>(a.height) * a.width;
+  const Strided<int32_t> s{stacks + b * plane + c, a.width};
+  const Strided<int32_t> t{stacks + (a.batch + b) * plane + c, a.width};
+  column_fill<label_t>(a, b, c, s, t);
+}
+
+int64_t blocks_for(int64_t threads) { return (threads + kThreads - 1) / kThreads; }
+
+template <typename label_t>
+cudaError_t launch_columns(const NearestFillArgs& a, int32_t* stacks, cudaStream_t stream) {
+  columns_kernel<label_t><<<blocks_for(a.batch * a.width), kThreads, 0, stream>>>(a, stacks);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_nearest_fill(const NearestFillArgs& args, int32_t* stacks, cudaStream_t stream) {
+  if (args.batch == 0 || args.height == 0 || args.width == 0) return cudaSuccess;
+  rows_kernel<<<blocks_for(args.batch * args.height), kThreads, 0, stream>>>(args);
+  const cudaError_t error = cudaGetLastError();
+  if (error != cudaSuccess) return error;
+  switch (args.label_type) {
+    case LabelType::UInt8: return launch_columns<uint8_t>(args, stacks, stream);
+    case LabelType::Int32: return launch_columns<int32_t>(args, stacks, stream);
+    case LabelType::Int64: return launch_columns<int64_t>(args, stacks, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace fastadv
