@@ -115,14 +115,28 @@ FASTADV_HD int32_t build_envelope(SiteLine site, int32_t c, int32_t n, StackLine
   return q;
 }
 
-FASTADV_HD float euclidean(int32_t dy, int32_t dx) {
-  // Through double: the float32 of the exact root, as scipy's distance_transform_edt gives.
-  return static_cast<float>(sqrt(static_cast<double>(dy * dy + dx * dx)));
+// Pass 2, backward sweep: emit(u, r) for every row u of the column, from the last, with the row r
+// of its nearest site; q is build_envelope's result (>= 0).
+template <typename StackLine, typename Emit>
+FASTADV_HD void for_each_nearest(int32_t q, int32_t n, StackLine s, StackLine t, Emit&& emit) {
+  for (int32_t u = n - 1; u >= 0; --u) {
+    emit(u, s[q]);
+    if (u == t[q]) --q;
+  }
 }
 
-// Pass 2 for column c of image b, with stacks of height entries: fills out (and distance) of
-// the column and, from column 0, empty[b]. An image whose pixels are all hidden stays as it is,
-// at infinite distance.
+// The float32 of the exact root, as scipy's distance_transform_edt gives it. Below 2^24 the
+// squared distance is exact in float and the correctly rounded sqrtf equals the double root
+// rounded to float (double rounding is innocuous for sqrt when 53 >= 2 * 24 + 2).
+FASTADV_HD float euclidean(int32_t dy, int32_t dx) {
+  const int32_t d2 = dy * dy + dx * dx;
+  if (d2 < (1 << 24)) return sqrtf(static_cast<float>(d2));
+  return static_cast<float>(sqrt(static_cast<double>(d2)));
+}
+
+// Both sweeps of pass 2 for column c of image b, with stacks of height entries: fills out (and
+// distance) of the column and, from column 0, empty[b]. An image whose pixels are all hidden
+// stays as it is, at infinite distance.
 template <typename label_t, typename StackLine>
 FASTADV_HD void column_fill(const NearestFillArgs& a, int64_t b, int32_t c, StackLine s,
                             StackLine t) {
@@ -130,21 +144,23 @@ FASTADV_HD void column_fill(const NearestFillArgs& a, int64_t b, int32_t c, Stac
   const Strided<const int32_t> site{a.site + b * plane + c, a.width};
   const label_t* labels = static_cast<const label_t*>(a.labels) + b * plane;
   label_t* out = static_cast<label_t*>(a.out) + b * plane;
-  int32_t q = build_envelope(site, c, a.height, s, t);
+  float* distance = a.distance ? a.distance + b * plane : nullptr;
+  const int32_t q = build_envelope(site, c, a.height, s, t);
   if (c == 0) a.empty[b] = q < 0;
-  for (int32_t u = a.height - 1; u >= 0; --u) {
-    const int64_t i = static_cast<int64_t>(u) * a.width + c;
-    if (q < 0) {
+  if (q < 0) {
+    for (int32_t u = 0; u < a.height; ++u) {
+      const int64_t i = static_cast<int64_t>(u) * a.width + c;
       out[i] = labels[i];
-      if (a.distance) a.distance[b * plane + i] = INFINITY;
-      continue;
+      if (distance) distance[i] = INFINITY;
     }
-    const int32_t r = s[q];
+    return;
+  }
+  for_each_nearest(q, a.height, s, t, [&](int32_t u, int32_t r) {
+    const int64_t i = static_cast<int64_t>(u) * a.width + c;
     const int32_t col = site[r];
     out[i] = labels[static_cast<int64_t>(r) * a.width + col];
-    if (a.distance) a.distance[b * plane + i] = euclidean(u - r, c - col);
-    if (u == t[q]) --q;
-  }
+    if (distance) distance[i] = euclidean(u - r, c - col);
+  });
 }
 
 }  // namespace fastadv
