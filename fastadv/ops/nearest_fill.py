@@ -25,7 +25,7 @@ import torch
 
 from fastadv import _ext
 from fastadv.ops import _backend
-from fastadv.ops._tensors import check_dtype, check_tensor
+from fastadv.ops._tensors import check_dtype
 
 LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
 MAX_SIDE = 16384  # kMaxSide in kernels/nearest_fill.h
@@ -123,8 +123,10 @@ def _class_ids(hide) -> list[int]:
     )
     if isinstance(hide, torch.Tensor):
         if hide.dtype.is_floating_point or hide.dtype.is_complex or hide.dim() > 1:
-            raise TypeError(f"hide must be a bool mask or integer class ids, got {hide.dtype} "
-                            f"of shape {tuple(hide.shape)}")
+            raise TypeError(
+                f"hide must be a bool mask or integer class ids, got {hide.dtype} "
+                f"of shape {tuple(hide.shape)}"
+            )
         return [int(i) for i in hide.reshape(-1).tolist()]
     if isinstance(hide, bool):
         raise bad
