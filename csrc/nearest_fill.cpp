@@ -98,7 +98,7 @@ class CpuColumns {
       if (c0 == 0) a_.empty[b] = q < 0;
       if (q < 0) return keep(b, c0, n);  // no column of the image has a site
       int32_t* rows = rows_.data() + k * ld_;
-      for_each_nearest(q, h_, s, t, [rows](int32_t u, int32_t r) { rows[u] = r; });
+      for_each_nearest(column, q, h_, s, t, [rows](int32_t u, int32_t r, int32_t) { rows[u] = r; });
     }
     write(b, c0, n);
   }

@@ -73,6 +73,36 @@ FASTADV_HD void row_sites(const NearestFillArgs& a, int64_t line) {
   nearest_in_row(a.hide + offset, a.site + offset, a.width);
 }
 
+FASTADV_HD int32_t count_leading_zeros(uint32_t v) {  // v != 0
+#if defined(__CUDA_ARCH__)
+  return __clz(static_cast<int>(v));
+#else
+  return __builtin_clz(v);
+#endif
+}
+
+FASTADV_HD int32_t count_trailing_zeros(uint32_t v) {  // v != 0
+#if defined(__CUDA_ARCH__)
+  return __ffs(static_cast<int>(v)) - 1;
+#else
+  return __builtin_ctz(v);
+#endif
+}
+
+// Pass 1 a warp at a time (the CUDA kernel): lane l of the 32-column chunk starting at x0 holds
+// column x0 + l, and bit l of `visible` (a ballot) says whether that column is non-hidden.
+// The last non-hidden column at or left of x0 + lane, else `before` (the last left of the chunk).
+FASTADV_HD int32_t last_visible(uint32_t visible, int32_t lane, int32_t x0, int32_t before) {
+  const uint32_t upto = visible & (0xffffffffu >> (31 - lane));
+  return upto != 0 ? x0 + 31 - count_leading_zeros(upto) : before;
+}
+
+// The first non-hidden column at or right of x0 + lane, else `after` (the first right of it).
+FASTADV_HD int32_t first_visible(uint32_t visible, int32_t lane, int32_t x0, int32_t after) {
+  const uint32_t from = visible & (0xffffffffu << lane);
+  return from != 0 ? x0 + count_trailing_zeros(from) : after;
+}
+
 // Squared distance from row u of the column to the site of row r, whose own squared distance
 // along its row is f_r.
 FASTADV_HD int32_t parabola(int32_t u, int32_t r, int32_t f_r) { return (u - r) * (u - r) + f_r; }
@@ -88,40 +118,64 @@ FASTADV_HD int32_t row_cost(int32_t c, int32_t site_col) {
   return (c - site_col) * (c - site_col);
 }
 
-// Pass 2, forward sweep over a column of n rows: the lower envelope as a stack of sites s[] with
-// the first row t[] at which each is the lowest. Returns the top's index, -1 when no row of the
-// column has a site (then the whole image is hidden).
+// One segment of the lower envelope: from row `start` on (to the next segment's start) the
+// nearest non-hidden pixel is the site of row `row`, at squared distance `cost` along that row.
+struct Segment {
+  int32_t row, start, cost;
+};
+
+// Pass 2, forward sweep over a column of n rows: the lower envelope as a stack of segments, the
+// sites in s[] and the starts in t[]. Returns the top's index, -1 when no row of the column has
+// a site (then the whole image is hidden). The top is kept in registers and written back when
+// it is covered: a step compares with the top only and touches memory only to push, so the
+// GPU's sweeps wait on few loads.
 template <typename SiteLine, typename StackLine>
 FASTADV_HD int32_t build_envelope(SiteLine site, int32_t c, int32_t n, StackLine s, StackLine t) {
   int32_t q = -1;
+  Segment top{0, 0, 0};
   for (int32_t u = 0; u < n; ++u) {
-    if (site[u] == kNoSite) continue;
-    const int32_t f_u = row_cost(c, site[u]);
+    const int32_t col = site[u];
+    if (col == kNoSite) continue;
+    const int32_t f_u = row_cost(c, col);
     // Strictly nearer at the start of the top's segment: the top is nowhere the lowest.
-    while (q >= 0 && parabola(t[q], s[q], row_cost(c, site[s[q]])) > parabola(t[q], u, f_u)) --q;
+    while (q >= 0 && parabola(top.start, top.row, top.cost) > parabola(top.start, u, f_u)) {
+      if (--q >= 0) top = Segment{s[q], t[q], row_cost(c, site[s[q]])};
+    }
     if (q < 0) {
       q = 0;
-      s[0] = u;
-      t[0] = 0;
+      top = Segment{u, 0, f_u};
       continue;
     }
-    const int32_t w = 1 + separation(s[q], row_cost(c, site[s[q]]), u, f_u);
+    const int32_t w = 1 + separation(top.row, top.cost, u, f_u);
     if (w < n) {
+      s[q] = top.row;
+      t[q] = top.start;
       ++q;
-      s[q] = u;
-      t[q] = w;
+      top = Segment{u, w, f_u};
     }
+  }
+  if (q >= 0) {
+    s[q] = top.row;
+    t[q] = top.start;
   }
   return q;
 }
 
-// Pass 2, backward sweep: emit(u, r) for every row u of the column, from the last, with the row r
-// of its nearest site; q is build_envelope's result (>= 0).
-template <typename StackLine, typename Emit>
-FASTADV_HD void for_each_nearest(int32_t q, int32_t n, StackLine s, StackLine t, Emit&& emit) {
+// Pass 2, backward sweep: emit(u, r, col) for every row u of the column, from the last, with
+// its nearest non-hidden pixel (r, col); q is build_envelope's result (>= 0). Memory is read
+// once a segment, not once a row.
+template <typename SiteLine, typename StackLine, typename Emit>
+FASTADV_HD void for_each_nearest(SiteLine site, int32_t q, int32_t n, StackLine s, StackLine t,
+                                 Emit&& emit) {
+  int32_t row = s[q], start = t[q], col = site[row];
   for (int32_t u = n - 1; u >= 0; --u) {
-    emit(u, s[q]);
-    if (u == t[q]) --q;
+    emit(u, row, col);
+    if (u == start && u > 0) {  // segment 0 starts at row 0
+      --q;
+      row = s[q];
+      start = t[q];
+      col = site[row];
+    }
   }
 }
 
@@ -155,10 +209,15 @@ FASTADV_HD void column_fill(const NearestFillArgs& a, int64_t b, int32_t c, Stac
     }
     return;
   }
-  for_each_nearest(q, a.height, s, t, [&](int32_t u, int32_t r) {
+  label_t label{};
+  int32_t label_row = -1;  // the source's label is loaded once a segment
+  for_each_nearest(site, q, a.height, s, t, [&](int32_t u, int32_t r, int32_t col) {
+    if (r != label_row) {
+      label_row = r;
+      label = labels[static_cast<int64_t>(r) * a.width + col];
+    }
     const int64_t i = static_cast<int64_t>(u) * a.width + c;
-    const int32_t col = site[r];
-    out[i] = labels[static_cast<int64_t>(r) * a.width + col];
+    out[i] = label;
     if (distance) distance[i] = euclidean(u - r, c - col);
   });
 }

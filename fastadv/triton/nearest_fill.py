@@ -67,38 +67,48 @@ def _row_cost(cols, site):
 
 
 @triton.jit
-def _top_beaten(site_col, s_col, t_col, q, u, f_u, live, cols, W):
-    """Lanes whose stack top is strictly farther than row u's site where the top's segment
-    starts: those pop it (build_envelope in nearest_fill.h)."""
-    live = live & (q >= 0)
-    s = tl.load(s_col + q * W, mask=live, other=0)
-    t = tl.load(t_col + q * W, mask=live, other=0)
-    f_s = _row_cost(cols, tl.load(site_col + s * W, mask=live, other=0))
-    return live & ((t - s) * (t - s) + f_s > (t - u) * (t - u) + f_u)
+def _parabola(u, row, cost):
+    """Squared distance from row u of the column to the site of row `row`."""
+    return (u - row) * (u - row) + cost
 
 
 @triton.jit
 def _build_envelope(site_col, s_col, t_col, cols, inside, H, W, BLOCK: tl.constexpr):
-    """Meijster's forward sweep, one lane a column; returns each lane's stack top (-1: empty)."""
+    """Meijster's forward sweep, one lane a column, the stack's top in registers
+    (build_envelope in nearest_fill.h). Returns each lane's top index (-1: no site)."""
     q = tl.full([BLOCK], -1, tl.int32)
+    top_row = tl.zeros([BLOCK], tl.int32)
+    top_start = tl.zeros([BLOCK], tl.int32)
+    top_cost = tl.zeros([BLOCK], tl.int32)
     for u in range(0, H):
         site_u = tl.load(site_col + u * W, mask=inside, other=-1)
         has = site_u >= 0
         f_u = _row_cost(cols, site_u)
-        pop = _top_beaten(site_col, s_col, t_col, q, u, f_u, has, cols, W)
+        # pop while strictly nearer at the start of the top's segment
+        pop = has & (q >= 0)
+        pop = pop & (_parabola(top_start, top_row, top_cost) > _parabola(top_start, u, f_u))
         while tl.max(pop.to(tl.int32), 0) > 0:
             q = tl.where(pop, q - 1, q)
-            pop = _top_beaten(site_col, s_col, t_col, q, u, f_u, has, cols, W)
+            reload = pop & (q >= 0)
+            row = tl.load(s_col + q * W, mask=reload, other=0)
+            top_row = tl.where(reload, row, top_row)
+            top_start = tl.where(reload, tl.load(t_col + q * W, mask=reload, other=0), top_start)
+            row_site = tl.load(site_col + row * W, mask=reload, other=0)
+            top_cost = tl.where(reload, _row_cost(cols, row_site), top_cost)
+            pop = reload & (_parabola(top_start, top_row, top_cost) > _parabola(top_start, u, f_u))
         nonempty = q >= 0
-        s = tl.load(s_col + q * W, mask=has & nonempty, other=0)
-        f_s = _row_cost(cols, tl.load(site_col + s * W, mask=has & nonempty, other=0))
-        # 1 + separation(s, f_s, u, f_u): the first row where u's site is strictly nearer
-        numerator = u * u - s * s + f_u - f_s
-        w = 1 + numerator // tl.where(nonempty, 2 * (u - s), 1)
+        # 1 + separation(top, u): the first row where u's site is strictly nearer
+        numerator = u * u - top_row * top_row + f_u - top_cost
+        w = 1 + numerator // tl.where(nonempty, 2 * (u - top_row), 1)
         push = has & (~nonempty | (w < H))
+        tl.store(s_col + q * W, top_row, mask=push & nonempty)  # the covered top, to memory
+        tl.store(t_col + q * W, top_start, mask=push & nonempty)
         q = tl.where(push, q + 1, q)
-        tl.store(s_col + q * W, u, mask=push)
-        tl.store(t_col + q * W, tl.where(nonempty, w, 0), mask=push)
+        top_row = tl.where(push, u, top_row)
+        top_start = tl.where(push, tl.where(nonempty, w, 0), top_start)
+        top_cost = tl.where(push, f_u, top_cost)
+    tl.store(s_col + q * W, top_row, mask=q >= 0)
+    tl.store(t_col + q * W, top_start, mask=q >= 0)
     return q
 
 
@@ -127,19 +137,26 @@ def _columns_kernel(
     t_col = stack_ptr + (B + b) * plane + cols
     q = _build_envelope(site_col, s_col, t_col, cols, inside, H, W, BLOCK)
     tl.store(empty_ptr + b + cols * 0, (q < 0).to(tl.uint8), mask=cols == 0)
+    # the backward sweep reads the stack once a segment (for_each_nearest in nearest_fill.h)
+    live = q >= 0
+    row = tl.load(s_col + q * W, mask=live, other=0)
+    start = tl.load(t_col + q * W, mask=live, other=0)
+    col = tl.load(site_col + row * W, mask=live, other=0)
     for i in range(0, H):
         u = H - 1 - i
-        live = inside & (q >= 0)
-        r = tl.where(live, tl.load(s_col + q * W, mask=live, other=0), u)
-        col = tl.where(live, tl.load(site_col + r * W, mask=live, other=0), cols)
-        label = tl.load(labels_ptr + b * plane + r * W + col, mask=inside)
+        r = tl.where(live, row, u)  # all-hidden images stay as they are
+        c = tl.where(live, col, cols)
+        label = tl.load(labels_ptr + b * plane + r * W + c, mask=inside)
         tl.store(out_ptr + b * plane + u * W + cols, label, mask=inside)
         if WITH_DISTANCE:
-            d2 = (u - r) * (u - r) + (cols - col) * (cols - col)
+            d2 = (u - r) * (u - r) + (cols - c) * (cols - c)
             distance = tl.where(live, _euclidean(d2), float("inf"))
             tl.store(distance_ptr + b * plane + u * W + cols, distance, mask=inside)
-        t = tl.load(t_col + q * W, mask=live, other=-1)
-        q = tl.where(live & (t == u), q - 1, q)
+        step = live & (u == start) & (q > 0)  # segment 0 starts at row 0
+        q = tl.where(step, q - 1, q)
+        row = tl.where(step, tl.load(s_col + q * W, mask=step, other=0), row)
+        start = tl.where(step, tl.load(t_col + q * W, mask=step, other=0), start)
+        col = tl.where(step, tl.load(site_col + row * W, mask=step, other=0), col)
 
 
 @torch.library.custom_op("fastadv::nearest_fill_triton", mutates_args=())

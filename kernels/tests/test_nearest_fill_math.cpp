@@ -73,6 +73,53 @@ void test_nearer_site() {
   expect(nearer_site(kNoSite, kNoSite, 4) == kNoSite, "none", 0, 0, 4);
 }
 
+// The CUDA kernel's pass 1 (one warp a row, ballots of 32 columns), lane by lane on the CPU.
+std::vector<int32_t> warp_row_sites(const std::vector<char>& hidden, int32_t n) {
+  std::vector<int32_t> site(n);
+  auto ballot = [&](int32_t x0) {
+    uint32_t visible = 0;
+    for (int32_t lane = 0; lane < 32 && x0 + lane < n; ++lane) {
+      visible |= uint32_t{hidden[x0 + lane] == 0} << lane;
+    }
+    return visible;
+  };
+  int32_t before = fastadv::kNoSite;
+  for (int32_t x0 = 0; x0 < n; x0 += 32) {
+    const uint32_t visible = ballot(x0);
+    for (int32_t lane = 0; lane < 32 && x0 + lane < n; ++lane) {
+      site[x0 + lane] = fastadv::last_visible(visible, lane, x0, before);
+    }
+    before = fastadv::last_visible(visible, 31, x0, before);
+  }
+  int32_t after = fastadv::kNoSite;
+  for (int32_t x0 = (n - 1) / 32 * 32; x0 >= 0; x0 -= 32) {
+    const uint32_t visible = ballot(x0);
+    for (int32_t lane = 0; lane < 32 && x0 + lane < n; ++lane) {
+      const int32_t x = x0 + lane;
+      site[x] = fastadv::nearer_site(site[x], fastadv::first_visible(visible, lane, x0, after), x);
+    }
+    after = fastadv::first_visible(visible, 0, x0, after);
+  }
+  return site;
+}
+
+void test_warp_row_sites() {
+  std::mt19937 rng(11);
+  for (int32_t n : {1, 5, 31, 32, 33, 64, 95, 200}) {
+    for (double p : {0.0, 0.5, 0.97, 1.0}) {
+      std::bernoulli_distribution hide(p);
+      for (int rep = 0; rep < 30; ++rep) {
+        std::vector<char> hidden(n);
+        for (auto& v : hidden) v = hide(rng);
+        std::vector<int32_t> want(n);
+        fastadv::nearest_in_row(reinterpret_cast<const bool*>(hidden.data()), want.data(), n);
+        const std::vector<int32_t> got = warp_row_sites(hidden, n);
+        for (int32_t x = 0; x < n; ++x) expect(got[x] == want[x], "warp pass 1", 1, n, x);
+      }
+    }
+  }
+}
+
 void test_separation() {
   // Parabolas (x - 0)^2 + 0 and (x - 4)^2 + 0 meet at 2: row 2 still belongs to the first.
   expect(fastadv::separation(0, 0, 4, 0) == 2, "integer intersection", 0, 0, 0);
@@ -113,6 +160,7 @@ void test_random() {
 int main() {
   test_nearer_site();
   test_separation();
+  test_warp_row_sites();
   test_symmetric();
   test_random();
   if (failures == 0) std::printf("nearest_fill math: all passed\n");
