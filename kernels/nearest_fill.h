@@ -124,18 +124,20 @@ struct Segment {
   int32_t row, start, cost;
 };
 
-// Pass 2, forward sweep over a column of n rows: the lower envelope as a stack of segments, the
-// sites in s[] and the starts in t[]. Returns the top's index, -1 when no row of the column has
-// a site (then the whole image is hidden). The top is kept in registers and written back when
-// it is covered: a step compares with the top only and touches memory only to push, so the
-// GPU's sweeps wait on few loads.
+// Pass 2, forward sweep: the lower envelope of a column of n rows as a stack of segments, the
+// sites in s[] and the starts in t[]. The top is kept in registers and written back when it is
+// covered: a step compares with the top only and touches memory only to push, so the GPU's
+// sweeps wait on few loads.
 template <typename SiteLine, typename StackLine>
-FASTADV_HD int32_t build_envelope(SiteLine site, int32_t c, int32_t n, StackLine s, StackLine t) {
-  int32_t q = -1;
+struct EnvelopeBuilder {
+  SiteLine site;
+  int32_t c, n;
+  StackLine s, t;
+  int32_t q = -1;  // the top's index; -1: empty
   Segment top{0, 0, 0};
-  for (int32_t u = 0; u < n; ++u) {
-    const int32_t col = site[u];
-    if (col == kNoSite) continue;
+
+  // Row u, whose site is in column col.
+  FASTADV_HD void add(int32_t u, int32_t col) {
     const int32_t f_u = row_cost(c, col);
     // Strictly nearer at the start of the top's segment: the top is nowhere the lowest.
     while (q >= 0 && parabola(top.start, top.row, top.cost) > parabola(top.start, u, f_u)) {
@@ -144,7 +146,7 @@ FASTADV_HD int32_t build_envelope(SiteLine site, int32_t c, int32_t n, StackLine
     if (q < 0) {
       q = 0;
       top = Segment{u, 0, f_u};
-      continue;
+      return;
     }
     const int32_t w = 1 + separation(top.row, top.cost, u, f_u);
     if (w < n) {
@@ -154,11 +156,33 @@ FASTADV_HD int32_t build_envelope(SiteLine site, int32_t c, int32_t n, StackLine
       top = Segment{u, w, f_u};
     }
   }
-  if (q >= 0) {
-    s[q] = top.row;
-    t[q] = top.start;
+
+  FASTADV_HD int32_t finish() {
+    if (q >= 0) {
+      s[q] = top.row;
+      t[q] = top.start;
+    }
+    return q;
   }
-  return q;
+};
+
+// Rows the forward sweep reads at once: the loads of a group are all issued before the first
+// is used, so a GPU thread waits for memory once a group rather than once a row.
+constexpr int32_t kRowsAhead = 8;
+
+// The forward sweep over a column; returns the top's index, -1 when no row of the column has a
+// site (then the whole image is hidden).
+template <typename SiteLine, typename StackLine>
+FASTADV_HD int32_t build_envelope(SiteLine site, int32_t c, int32_t n, StackLine s, StackLine t) {
+  EnvelopeBuilder<SiteLine, StackLine> envelope{site, c, n, s, t};
+  for (int32_t u0 = 0; u0 < n; u0 += kRowsAhead) {
+    int32_t cols[kRowsAhead];
+    for (int32_t j = 0; j < kRowsAhead; ++j) cols[j] = u0 + j < n ? site[u0 + j] : kNoSite;
+    for (int32_t j = 0; j < kRowsAhead; ++j) {
+      if (cols[j] != kNoSite) envelope.add(u0 + j, cols[j]);
+    }
+  }
+  return envelope.finish();
 }
 
 // Pass 2, backward sweep: emit(u, r, col) for every row u of the column, from the last, with
