@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 namespace fastadv {
@@ -138,20 +139,35 @@ class CpuColumns {
   std::vector<int32_t> sites_, rows_, stacks_;  // [kStrip, ld_] column-major; 2 stacks
 };
 
+// Runs work(begin, end) over [0, n) in chunks of `grain`, handed out on demand rather than in a
+// fixed share a thread: on a shared machine a thread the OS deschedules holds up only the chunk
+// it is on. make_worker() makes each thread's `work` (with its own buffers).
+template <typename MakeWorker>
+void parallel_chunks(int64_t n, int64_t grain, const MakeWorker& make_worker) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), chunks), 1, [&](int64_t, int64_t) {
+    auto work = make_worker();
+    for (int64_t i = next++; i < chunks; i = next++) work(i * grain, std::min(n, (i + 1) * grain));
+  });
+}
+
 template <typename label_t>
 void nearest_fill_cpu_typed(const NearestFillArgs& a) {
-  at::parallel_for(0, a.batch * a.height, std::max<int64_t>(1, kGrainPixels / a.width),
-                   [&](int64_t begin, int64_t end) {
-                     for (int64_t line = begin; line < end; ++line) row_sites(a, line);
-                   });
+  parallel_chunks(a.batch * a.height, std::max<int64_t>(1, kGrainPixels / a.width), [&] {
+    return [&](int64_t begin, int64_t end) {
+      for (int64_t line = begin; line < end; ++line) row_sites(a, line);
+    };
+  });
   const int64_t strips = (a.width + kStrip - 1) / kStrip;
   const int64_t grain = std::max<int64_t>(1, kGrainPixels / (int64_t{kStrip} * a.height));
-  at::parallel_for(0, a.batch * strips, grain, [&](int64_t begin, int64_t end) {
-    CpuColumns<label_t> columns(a);
-    for (int64_t i = begin; i < end; ++i) {
-      const int32_t c0 = static_cast<int32_t>(i % strips) * kStrip;
-      columns.strip(i / strips, c0, std::min(kStrip, a.width - c0));
-    }
+  parallel_chunks(a.batch * strips, grain, [&] {
+    return [&, columns = CpuColumns<label_t>(a)](int64_t begin, int64_t end) mutable {
+      for (int64_t i = begin; i < end; ++i) {
+        const int32_t c0 = static_cast<int32_t>(i % strips) * kStrip;
+        columns.strip(i / strips, c0, std::min(kStrip, a.width - c0));
+      }
+    };
   });
 }
 

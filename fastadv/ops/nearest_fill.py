@@ -108,9 +108,11 @@ def hide_mask(labels: torch.Tensor, hide: Hide) -> torch.Tensor:
     ids = _class_ids(hide)
     info = torch.iinfo(labels.dtype)
     ids = [i for i in ids if info.min <= i <= info.max]  # others match no pixel
+    if not ids:
+        return torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
     if len(ids) <= 4:  # a few comparisons beat isin's general path
-        mask = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
-        for i in ids:
+        mask = labels == ids[0]
+        for i in ids[1:]:
             mask |= labels == i
         return mask
     return torch.isin(labels, torch.tensor(ids, dtype=labels.dtype, device=labels.device))
