@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -107,6 +108,8 @@ def bench_shape(shape, args) -> list[dict]:
         times = time_ms(fn, device, min_time_s=args.min_time)
         scipy_ms = float(rows[0]["median_ms"]) if rows else times[0]  # SciPy's row comes first
         note = f"{scipy_ms / times[0]:.1f}x scipy" + (f"; {note}" if note else "")
+        if device.type == "cpu":  # other work on the machine shows in the CPU rows
+            note += f"; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         throughput = labels.numel() / times[0] / 1e3
         rows.append(row("nearest_fill", name, shape, labels.dtype, times, throughput, "Mpx/s",
                         note=note, device=device))  # fmt: skip

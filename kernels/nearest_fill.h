@@ -1,8 +1,8 @@
 // Nearest-non-class neighbour fill: every hidden pixel takes the label of its nearest non-hidden
-// pixel (exact Euclidean distance). The algorithm lives here once; the CPU loops (csrc/) and the
-// CUDA kernels (nearest_fill.cu) call row_sites and column_fill, and
-// fastadv/triton/nearest_fill.py mirrors them. Two separable passes, O(pixels) work
-// (Meijster, Roerdink and Hesselink 2000):
+// pixel (exact Euclidean distance). The algorithm lives here once: the CPU loops (csrc/) call
+// row_sites, build_envelope and for_each_nearest, the CUDA kernels (nearest_fill.cu) call
+// last_visible / first_visible and column_fill, and fastadv/triton/nearest_fill.py mirrors them.
+// Two separable passes, O(pixels) work (Meijster, Roerdink and Hesselink 2000):
 //
 //   pass 1, along each row:    site[r][x] = the nearest non-hidden column of row r
 //   pass 2, along each column: the lower envelope of the parabolas (u - r)^2 + (c - site[r][c])^2

@@ -17,7 +17,7 @@ import triton.language as tl
 from fastadv.ops.nearest_fill import fake_outputs
 
 ROW_BLOCK = 1024
-COLUMN_BLOCK = 32
+COLUMN_BLOCK = 32  # one warp: a lane a column
 
 
 @triton.jit
@@ -178,6 +178,7 @@ def nearest_fill_triton(
     _columns_kernel[grid](
         labels, site, out, distance if with_distance else out, empty, stacks,
         batch, height, width, WITH_DISTANCE=with_distance, BLOCK=COLUMN_BLOCK,
+        num_warps=COLUMN_BLOCK // 32,
     )  # fmt: skip
     return out, distance, empty.bool()
 
