@@ -10,6 +10,9 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarp = 32;
+// Pass 2 has one thread a column, often only a few thousand threads, each a long chain of
+// dependent steps: one-warp blocks spread them over as many SMs as possible.
+constexpr int kColumnThreads = 32;
 
 // Pass 1: one warp a row, 32 columns a step; a ballot shows every lane where the non-hidden
 // columns of its chunk are, so the scans are bit operations and the accesses coalesce.
@@ -36,7 +39,8 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(NearestFillArgs a) {
 }
 
 template <typename label_t>
-__global__ void __launch_bounds__(kThreads) columns_kernel(NearestFillArgs a, int32_t* stacks) {
+__global__ void __launch_bounds__(kColumnThreads)
+    columns_kernel(NearestFillArgs a, int32_t* stacks) {
   const int64_t column = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (column >= a.batch * a.width) return;
   const int64_t b = column / a.width;
@@ -47,11 +51,12 @@ __global__ void __launch_bounds__(kThreads) columns_kernel(NearestFillArgs a, in
   column_fill<label_t>(a, b, c, s, t);
 }
 
-int64_t blocks_for(int64_t threads) { return (threads + kThreads - 1) / kThreads; }
+int64_t blocks_for(int64_t threads, int block) { return (threads + block - 1) / block; }
 
 template <typename label_t>
 cudaError_t launch_columns(const NearestFillArgs& a, int32_t* stacks, cudaStream_t stream) {
-  columns_kernel<label_t><<<blocks_for(a.batch * a.width), kThreads, 0, stream>>>(a, stacks);
+  const int64_t blocks = blocks_for(a.batch * a.width, kColumnThreads);
+  columns_kernel<label_t><<<blocks, kColumnThreads, 0, stream>>>(a, stacks);
   return cudaGetLastError();
 }
 
@@ -59,7 +64,8 @@ cudaError_t launch_columns(const NearestFillArgs& a, int32_t* stacks, cudaStream
 
 cudaError_t launch_nearest_fill(const NearestFillArgs& args, int32_t* stacks, cudaStream_t stream) {
   if (args.batch == 0 || args.height == 0 || args.width == 0) return cudaSuccess;
-  rows_kernel<<<blocks_for(args.batch * args.height * kWarp), kThreads, 0, stream>>>(args);
+  rows_kernel<<<blocks_for(args.batch * args.height * kWarp, kThreads), kThreads, 0, stream>>>(
+      args);
   const cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return error;
   switch (args.label_type) {

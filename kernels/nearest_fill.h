@@ -205,7 +205,8 @@ FASTADV_HD void for_each_nearest(SiteLine site, int32_t q, int32_t n, StackLine 
 
 // The float32 of the exact root, as scipy's distance_transform_edt gives it. Below 2^24 the
 // squared distance is exact in float and the correctly rounded sqrtf equals the double root
-// rounded to float (double rounding is innocuous for sqrt when 53 >= 2 * 24 + 2).
+// rounded to float (double rounding is innocuous for sqrt when 53 >= 2 * 24 + 2). nvcc's sqrtf
+// is correctly rounded by default (-prec-sqrt=true; not under --use_fast_math).
 FASTADV_HD float euclidean(int32_t dy, int32_t dx) {
   const int32_t d2 = dy * dy + dx * dx;
   if (d2 < (1 << 24)) return sqrtf(static_cast<float>(d2));
