@@ -15,6 +15,9 @@ TORCH_LIBRARY(fastadv, m) {
   m.def(
       "sign_step_(Tensor(a!) x, Tensor x0, Tensor grad, float step, Tensor? step_map, float eps, "
       "Tensor? eps_map, float lo, float hi, Tensor? mask, Tensor? active, float? quantum) -> ()");
+  m.def(
+      "nearest_fill(Tensor labels, Tensor hide, bool with_distance) -> (Tensor filled, "
+      "Tensor distance, Tensor empty)");
 }
 
 namespace {

@@ -4,10 +4,14 @@
 
 #include <cuda_runtime_api.h>
 
+#include "nearest_fill.h"
 #include "sign_step.h"
 
 namespace fastadv {
 
 cudaError_t launch_sign_step(const SignStepArgs& args, cudaStream_t stream);
+
+// stacks: int32 scratch of 2 * B * H * W elements on the device.
+cudaError_t launch_nearest_fill(const NearestFillArgs& args, int32_t* stacks, cudaStream_t stream);
 
 }  // namespace fastadv

@@ -63,3 +63,12 @@ def with_layout_of(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 def memory_order(t: torch.Tensor) -> list[int]:
     """Dims of a dense tensor from innermost to outermost (ties: the later logical dim inner)."""
     return sorted(reversed(range(t.dim())), key=lambda d: t.stride(d))
+
+
+def check_dtype(t, name: str, dtypes: tuple[torch.dtype, ...]) -> torch.Tensor:
+    """`t` must be a tensor of one of `dtypes`; the error names the argument and the choices."""
+    check_tensor(t, name)
+    if t.dtype not in dtypes:
+        names = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise TypeError(f"{name} must have dtype {names}; got {t.dtype}")
+    return t
