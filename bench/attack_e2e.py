@@ -60,7 +60,9 @@ def bench(model, x, device):
     bim = torchattacks.BIM(model, eps=EPS, alpha=1 / 255, steps=STEPS)
     theirs, ours = bim(x, clean), ifgsm(model, x, clean, eps=EPS, alpha=1 / 255, steps=STEPS).adv
     diff = (theirs - ours).abs().max().item()
-    floor = record("ifgsm", "floor (forward+backward)", lambda: floor_loop(model, x, clean, STEPS), STEPS)
+    floor = record(
+        "ifgsm", "floor (forward+backward)", lambda: floor_loop(model, x, clean, STEPS), STEPS
+    )
     t_ta = record("ifgsm", "torchattacks.BIM", lambda: bim(x, clean), STEPS)
     t_fa = record("ifgsm", "fastadv.ifgsm", lambda: ifgsm(model, x, clean, eps=EPS, alpha=1 / 255, steps=STEPS), STEPS,
                   note=f"max |diff| vs torchattacks {diff:.1e}")  # fmt: skip
@@ -74,7 +76,12 @@ def bench(model, x, device):
     diff = (theirs - full.adv).abs().max().item()
     with torch.no_grad():
         their_rate = full.success.float().mean().item()  # same images, so the same fooling rate
-    floor = record("hide", "floor (forward+backward)", lambda: floor_loop(model, x, hide_target, hide_steps), hide_steps)
+    floor = record(
+        "hide",
+        "floor (forward+backward)",
+        lambda: floor_loop(model, x, hide_target, hide_steps),
+        hide_steps,
+    )
     t_ta = record("hide", "torchattacks.BIM targeted", lambda: bim(x, clean), hide_steps,
                   note=f"fooling rate {their_rate:.2f}")  # fmt: skip
     t_fa = record("hide", "fastadv.hide_classes", lambda: hide_classes(model, x, PERSON, HIDE_EPS, early_stop=False),

@@ -7,12 +7,12 @@ from _models import images, segmenter
 from fastadv.attacks import hide_classes
 from fastadv.ops import nearest_fill
 
-HIDE = 2
+HIDE = 3
 
 
 @pytest.fixture(scope="module")
 def setup():
-    model, x = segmenter(num_classes=4, seed=5), images(4, 24, 24, seed=5)
+    model, x = segmenter(num_classes=4, width=16, gain=10.0), images(4, 24, 24)
     with torch.no_grad():
         pred = model(x).argmax(1)
     assert (pred == HIDE).flatten(1).any(1).all(), "every test image should show the class"
@@ -29,11 +29,12 @@ def test_target_is_the_nearest_fill_of_the_clean_prediction(setup):
 
 def test_hiding_lowers_the_class_and_keeps_the_rest(setup):
     model, x, pred = setup
-    result = hide_classes(model, x, HIDE, eps=12 / 255, early_stop=False)
+    result = hide_classes(model, x, HIDE, eps=16 / 255, early_stop=False)
     with torch.no_grad():
         adv_pred = model(result.adv).argmax(1)
-    assert (adv_pred == HIDE).sum() < 0.5 * (pred == HIDE).sum()
-    assert (result.linf <= 12 / 255 + 1e-6).all()
+    assert (adv_pred == HIDE).sum() < 0.8 * (pred == HIDE).sum()
+    assert (result.iterations == 20).all()  # Kurakin's schedule for eps 16
+    assert (result.linf <= 16 / 255 + 1e-6).all()
 
 
 @pytest.mark.parametrize("restrict", ["after", "during"])
@@ -47,18 +48,17 @@ def test_restricted_noise_stays_on_the_hidden_pixels(setup, restrict):
 
 def test_success_and_early_stopping(setup):
     model, x, _ = setup
-    result = hide_classes(model, x, HIDE, eps=16 / 255, steps=30, success_fraction=0.9)
+    result = hide_classes(model, x, HIDE, eps=16 / 255, steps=30, success_fraction=0.3)
     with torch.no_grad():
         adv_pred = model(result.adv).argmax(1)
     still = ((adv_pred == HIDE) & result.hidden).flatten(1).sum(1)
     fraction_hidden = 1 - still / result.hidden.flatten(1).sum(1)
-    assert torch.equal(result.success, fraction_hidden >= 0.9)
+    assert torch.equal(result.success, fraction_hidden >= 0.3)
+    assert result.success.any()
     assert (result.iterations[result.success] < 30).all()
 
 
 def test_images_without_the_class_or_with_nothing_else():
-    model = segmenter(num_classes=4, seed=5)
-
     def constant(label):
         def fixed(x):
             logits = torch.zeros(x.shape[0], 4, *x.shape[2:])
@@ -72,7 +72,6 @@ def test_images_without_the_class_or_with_nothing_else():
     assert nothing.success.all() and torch.equal(nothing.adv, x)
     everything = hide_classes(constant(HIDE), x, HIDE, eps=4 / 255)
     assert not everything.success.any() and torch.equal(everything.adv, x)
-    del model
 
 
 @pytest.mark.parametrize(
