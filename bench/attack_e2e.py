@@ -17,8 +17,8 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from _common import append_rows, row, time_ms
 
+from _common import append_rows, row, time_ms
 from fastadv.attacks import hide_classes, ifgsm, kurakin_steps
 from fastadv.data import SynthCity
 from fastadv.models import load
@@ -46,52 +46,51 @@ def bench(model, x, device):
 
     with torch.no_grad():
         clean = model(x).argmax(1)
-    hide_target = nearest_fill(clean, PERSON, on_empty="keep").labels
-    hide_steps = kurakin_steps(HIDE_EPS)
     rows = []
 
-    def record(op, name, fn, steps, note=""):
+    def record(op, name, fn, note=""):
         times = time_ms(fn, device, min_time_s=0.0)
-        rows.append(row(op, name, x.shape, x.dtype, times, x.shape[0] / (times[0] * 1e-3),
-                        "images/s", note=note, device=device))  # fmt: skip
+        per_s = x.shape[0] / (times[0] * 1e-3)
+        rows.append(
+            row(op, name, x.shape, x.dtype, times, per_s, "images/s", note=note, device=device)
+        )
         return times[0]
 
     # I-FGSM at equal work
     bim = torchattacks.BIM(model, eps=EPS, alpha=1 / 255, steps=STEPS)
-    theirs, ours = bim(x, clean), ifgsm(model, x, clean, eps=EPS, alpha=1 / 255, steps=STEPS).adv
-    diff = (theirs - ours).abs().max().item()
-    floor = record(
-        "ifgsm", "floor (forward+backward)", lambda: floor_loop(model, x, clean, STEPS), STEPS
-    )
-    t_ta = record("ifgsm", "torchattacks.BIM", lambda: bim(x, clean), STEPS)
-    t_fa = record("ifgsm", "fastadv.ifgsm", lambda: ifgsm(model, x, clean, eps=EPS, alpha=1 / 255, steps=STEPS), STEPS,
-                  note=f"max |diff| vs torchattacks {diff:.1e}")  # fmt: skip
+
+    def ours():
+        return ifgsm(model, x, clean, eps=EPS, alpha=1 / 255, steps=STEPS).adv
+
+    diff = (bim(x, clean) - ours()).abs().max().item()
+    floor = record("ifgsm", "floor (forward+backward)", lambda: floor_loop(model, x, clean, STEPS))
+    t_ta = record("ifgsm", "torchattacks.BIM", lambda: bim(x, clean))
+    t_fa = record("ifgsm", "fastadv.ifgsm", ours, note=f"max |diff| vs torchattacks {diff:.1e}")
     _overheads(rows[-3:], floor, t_ta, t_fa)
 
-    # class hiding
-    bim = torchattacks.BIM(model, eps=HIDE_EPS, alpha=1 / 255, steps=hide_steps)
-    bim.set_mode_targeted_by_function(lambda images, labels: hide_target)
-    theirs = bim(x, clean)
-    full = hide_classes(model, x, PERSON, HIDE_EPS, early_stop=False)
-    diff = (theirs - full.adv).abs().max().item()
-    with torch.no_grad():
-        their_rate = full.success.float().mean().item()  # same images, so the same fooling rate
-    floor = record(
-        "hide",
-        "floor (forward+backward)",
-        lambda: floor_loop(model, x, hide_target, hide_steps),
-        hide_steps,
+    # class hiding: torchattacks targeted at the same nearest-fill target
+    target = nearest_fill(clean, PERSON, on_empty="keep").labels
+    steps = kurakin_steps(HIDE_EPS)
+    bim = torchattacks.BIM(model, eps=HIDE_EPS, alpha=1 / 255, steps=steps)
+    bim.set_mode_targeted_by_function(lambda images, labels: target)
+
+    def hide(early_stop):
+        return hide_classes(model, x, PERSON, HIDE_EPS, early_stop=early_stop)
+
+    full = hide(False)
+    diff = (bim(x, clean) - full.adv).abs().max().item()
+    rate = full.success.float().mean().item()  # the same images as torchattacks', so its rate
+    floor = record("hide", "floor (forward+backward)", lambda: floor_loop(model, x, target, steps))
+    t_ta = record(
+        "hide", "torchattacks.BIM targeted", lambda: bim(x, clean), f"fooling rate {rate:.2f}"
     )
-    t_ta = record("hide", "torchattacks.BIM targeted", lambda: bim(x, clean), hide_steps,
-                  note=f"fooling rate {their_rate:.2f}")  # fmt: skip
-    t_fa = record("hide", "fastadv.hide_classes", lambda: hide_classes(model, x, PERSON, HIDE_EPS, early_stop=False),
-                  hide_steps, note=f"max |diff| vs torchattacks {diff:.1e}")  # fmt: skip
+    t_fa = record("hide", "fastadv.hide_classes", lambda: hide(False), f"max |diff| {diff:.1e}")
     _overheads(rows[-3:], floor, t_ta, t_fa)
-    early = hide_classes(model, x, PERSON, HIDE_EPS)
-    t_early = record("hide", "fastadv.hide_classes early-stop", lambda: hide_classes(model, x, PERSON, HIDE_EPS),
-                     hide_steps)  # fmt: skip
-    rows[-1]["note"] = (f"fooling rate {early.success.float().mean().item():.2f} "
-                        f"(torchattacks {their_rate:.2f}); {t_ta / t_early:.2f}x sooner")  # fmt: skip
+    early_rate = hide(True).success.float().mean().item()
+    t_early = record("hide", "fastadv.hide_classes early-stop", lambda: hide(True))
+    rows[-1]["note"] = (
+        f"fooling rate {early_rate:.2f}; {t_ta / t_early:.2f}x sooner than torchattacks"
+    )
     return rows
 
 

@@ -20,8 +20,8 @@ import os
 import numpy as np
 import scipy.ndimage as ndi
 import torch
-from _common import append_rows, row, time_ms
 
+from _common import append_rows, row, time_ms
 from fastadv.ops import available, nearest_fill
 
 PERSON = 11  # the Cityscapes train id of person
