@@ -1,0 +1,1 @@
+"""The papers' experiments, on a resumable and distributable evaluation harness."""
