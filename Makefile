@@ -27,7 +27,7 @@ test: build
 	$(PY) -m pytest -q tests
 
 demo: build
-	$(PY) -m fastadv.demo
+	$(PY) -m fastadv.cli demo
 
 bench: build
 	$(PY) bench/sign_step.py

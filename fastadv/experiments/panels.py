@@ -1,0 +1,47 @@
+"""Figure panels: the Fig. 1-like view of one hidden image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fastadv.experiments.palette import colorize
+
+
+def hide_panel(x, adv, target, pred_before, pred_after, path: Path, title: str = "") -> Path:
+    """Original, adversarial, noise (amplified), target; predictions before and after, and the
+    pixels whose prediction changed. x, adv: [3, H, W]; the rest: [H, W] label maps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    noise = adv - x
+    scale = max(noise.abs().max().item(), 1e-12)
+    tiles = [
+        ("original", x),
+        ("adversarial", adv),
+        (f"noise (x{0.5 / scale:.0f})", 0.5 + 0.5 * noise / scale),
+        ("target", colorize(target)),
+        ("prediction, original", colorize(pred_before)),
+        ("prediction, adversarial", colorize(pred_after)),
+        ("changed", (pred_before != pred_after).float().expand(3, -1, -1)),
+    ]
+    fig, axes = plt.subplots(2, 4, figsize=(14, 14 * x.shape[1] / x.shape[2] / 2 + 0.8))
+    for ax, (name, image) in zip(axes.flat, tiles, strict=False):
+        ax.imshow(image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy())
+        ax.set_title(name, fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """[3, H, W] in [0, 1] -> [H, W, 3] uint8, rounded (the lossless PNG's pixels)."""
+    return (image.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
