@@ -104,6 +104,7 @@ def _hide(args) -> int:
 
     from fastadv.attacks import hide_classes
     from fastadv.experiments.panels import hide_panel, to_uint8
+    from fastadv.metrics import hidden_fraction
     from fastadv.models import load
 
     device = _device(args.device)
@@ -128,8 +129,6 @@ def _hide(args) -> int:
         )  # what the PNG holds
         with torch.no_grad():
             after = model(adv).argmax(1)
-        from fastadv.metrics import hidden_fraction
-
         hidden = hidden_fraction(result.clean_pred, after, classes)[0].item()
         out = free_path(args.out / f"{path.stem}_hidden.png", inputs)
         Image.fromarray(to_uint8(result.adv[0]).numpy()).save(out)
