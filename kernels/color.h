@@ -1,0 +1,217 @@
+// Colour math shared by the CPU kernels (csrc/color.cpp) and the CUDA kernels (color.cu):
+// sRGB -> CIELAB as skimage.color.rgb2lab computes it (D65, 2° observer), CIEDE2000 after
+// Sharma, Wu and Dalal (2005), and the Gaussian weight of the CV-PIRE colour-variance map.
+// fastadv/triton/color.py mirrors these formulas; fastadv/ops/color.py holds the reference.
+#pragma once
+
+#include "common.h"
+
+namespace fastadv {
+
+// One set of math calls for host and device, float and double (the C names exist on both).
+FASTADV_HD float m_sqrt(float v) { return sqrtf(v); }
+FASTADV_HD double m_sqrt(double v) { return sqrt(v); }
+FASTADV_HD float m_exp(float v) { return expf(v); }
+FASTADV_HD double m_exp(double v) { return exp(v); }
+FASTADV_HD float m_sin(float v) { return sinf(v); }
+FASTADV_HD double m_sin(double v) { return sin(v); }
+FASTADV_HD float m_cos(float v) { return cosf(v); }
+FASTADV_HD double m_cos(double v) { return cos(v); }
+FASTADV_HD float m_atan2(float y, float x) { return atan2f(y, x); }
+FASTADV_HD double m_atan2(double y, double x) { return atan2(y, x); }
+FASTADV_HD float m_pow(float v, float e) { return powf(v, e); }
+FASTADV_HD double m_pow(double v, double e) { return pow(v, e); }
+FASTADV_HD float m_cbrt(float v) { return cbrtf(v); }
+FASTADV_HD double m_cbrt(double v) { return cbrt(v); }
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kDegPerRad = 180.0 / kPi;
+constexpr double kRadPerDeg = kPi / 180.0;
+
+template <typename T>
+struct Lab {
+  T L, a, b;
+};
+
+// ---------------------------------------------------------------------------------------------
+// sRGB -> CIELAB
+
+// IEC 61966-2-1 companding, inverted.
+template <typename T>
+FASTADV_HD T srgb_to_linear(T c) {
+  return c > T(0.04045) ? m_pow((c + T(0.055)) / T(1.055), T(2.4)) : c / T(12.92);
+}
+
+// CIELAB's f(t) with skimage's constants (epsilon 0.008856, slope 7.787).
+template <typename T>
+FASTADV_HD T lab_f(T t) {
+  return t > T(0.008856) ? m_cbrt(t) : T(7.787) * t + T(16.0 / 116.0);
+}
+
+template <typename T>
+FASTADV_HD Lab<T> rgb_to_lab(T r, T g, T b) {
+  r = srgb_to_linear(r);
+  g = srgb_to_linear(g);
+  b = srgb_to_linear(b);
+  // skimage's xyz_from_rgb, each row divided by its D65 white component afterwards
+  const T x = (T(0.412453) * r + T(0.357580) * g + T(0.180423) * b) / T(0.95047);
+  const T y = T(0.212671) * r + T(0.715160) * g + T(0.072169) * b;
+  const T z = (T(0.019334) * r + T(0.119193) * g + T(0.950227) * b) / T(1.08883);
+  const T fx = lab_f(x), fy = lab_f(y), fz = lab_f(z);
+  return {T(116) * fy - T(16), T(500) * (fx - fy), T(200) * (fy - fz)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// CIEDE2000
+
+// A Lab colour with its chroma sqrt(a² + b²), which the colour-variance map computes once a
+// pixel rather than once a pair.
+template <typename T>
+struct LabC {
+  T L, a, b, c;
+};
+
+template <typename T>
+FASTADV_HD LabC<T> with_chroma(T L, T a, T b) {
+  return {L, a, b, m_sqrt(a * a + b * b)};
+}
+
+// sqrt(c^7 / (c^7 + 25^7)), in G and R_C.
+template <typename T>
+FASTADV_HD T chroma_ratio(T c) {
+  const T c2 = c * c;
+  const T c7 = c2 * c2 * c2 * c;
+  return m_sqrt(c7 / (c7 + T(6103515625.0)));
+}
+
+// h' in degrees, [0, 360); 0 where a' = b = 0, as Sharma's step 2 defines it.
+template <typename T>
+FASTADV_HD T hue_degrees(T b, T a_prime) {
+  if (b == T(0) && a_prime == T(0)) return T(0);
+  const T h = m_atan2(b, a_prime) * T(kDegPerRad);
+  return h < T(0) ? h + T(360) : h;
+}
+
+// 1 - 0.17 cos(h - 30°) + 0.24 cos(2h) + 0.32 cos(3h + 6°) - 0.20 cos(4h - 63°), with one sine
+// and one cosine: the multiple angles by the double- and triple-angle identities.
+template <typename T>
+FASTADV_HD T hue_weighting(T h_deg) {
+  const T h = h_deg * T(kRadPerDeg);
+  const T c1 = m_cos(h), s1 = m_sin(h);
+  const T c2 = T(2) * c1 * c1 - T(1), s2 = T(2) * s1 * c1;
+  const T c3 = c1 * c2 - s1 * s2, s3 = s1 * c2 + c1 * s2;
+  const T c4 = T(2) * c2 * c2 - T(1), s4 = T(2) * s2 * c2;
+  const T cos30 = T(0.86602540378443864676), sin30 = T(0.5);
+  const T cos6 = T(0.99452189536827333692), sin6 = T(0.10452846326765347140);
+  const T cos63 = T(0.45399049973954679156), sin63 = T(0.89100652418836786236);
+  return T(1) - T(0.17) * (c1 * cos30 + s1 * sin30) + T(0.24) * c2 +
+         T(0.32) * (c3 * cos6 - s3 * sin6) - T(0.20) * (c4 * cos63 + s4 * sin63);
+}
+
+template <typename T>
+struct HueTerms {
+  T delta_h;  // Δh' in degrees
+  T mean_h;   // h̄' in degrees
+};
+
+// Sharma's steps 2.3 and 3.1: Δh' and h̄' with the ±360° rule, Δh' = 0 and h̄' = h'1 + h'2 when
+// C'1 C'2 = 0. Exactly opposite hues (|h'2 - h'1| = 180°) take the no-wrap branch, as Sharma's
+// published values do; the test is on the vectors (a'1 b2 = b1 a'2, exactly, whatever atan2's
+// rounding) so that every backend and both orders of a pair agree.
+template <typename T>
+FASTADV_HD HueTerms<T> hue_terms(T h1, T h2, T cc, T a1p, T b1, T a2p, T b2) {
+  if (cc == T(0)) return {T(0), h1 + h2};
+  const T diff = h2 - h1;
+  const T abs_diff = diff < T(0) ? -diff : diff;
+  const bool opposite = a1p * b2 == b1 * a2p && abs_diff > T(90);
+  if (opposite) return {diff > T(0) ? T(180) : T(-180), (h1 + h2) / T(2)};
+  if (abs_diff <= T(180)) return {diff, (h1 + h2) / T(2)};
+  const T delta = diff > T(0) ? diff - T(360) : diff + T(360);
+  const T sum = h1 + h2;
+  return {delta, (sum < T(360) ? sum + T(360) : sum - T(360)) / T(2)};
+}
+
+// ΔE00² between two colours (the colour-variance map sums squares; delta_e2000 takes the root).
+// inv_k* are 1/k_L, 1/k_C, 1/k_H.
+template <typename T>
+FASTADV_HD T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T inv_kl, T inv_kc,
+                                 T inv_kh) {
+  const T g = T(0.5) * (T(1) - chroma_ratio((p.c + q.c) * T(0.5)));
+  const T a1p = (T(1) + g) * p.a, a2p = (T(1) + g) * q.a;
+  const T c1p = m_sqrt(a1p * a1p + p.b * p.b), c2p = m_sqrt(a2p * a2p + q.b * q.b);
+  const T cc = c1p * c2p;
+  const HueTerms<T> hue =
+      hue_terms(hue_degrees(p.b, a1p), hue_degrees(q.b, a2p), cc, a1p, p.b, a2p, q.b);
+
+  const T d_l = q.L - p.L;
+  const T d_c = c2p - c1p;
+  const T d_h = T(2) * m_sqrt(cc) * m_sin(hue.delta_h * T(0.5 * kRadPerDeg));
+
+  const T l_bar_50 = (p.L + q.L) * T(0.5) - T(50);
+  const T l_bar_50_sq = l_bar_50 * l_bar_50;
+  const T c_bar_p = (c1p + c2p) * T(0.5);
+  const T s_l = T(1) + T(0.015) * l_bar_50_sq / m_sqrt(T(20) + l_bar_50_sq);
+  const T s_c = T(1) + T(0.045) * c_bar_p;
+  const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(hue.mean_h);
+  const T theta_arg = (hue.mean_h - T(275)) / T(25);
+  const T d_theta = T(30) * m_exp(-theta_arg * theta_arg);
+  const T r_t = T(-2) * chroma_ratio(c_bar_p) * m_sin(T(2) * d_theta * T(kRadPerDeg));
+
+  const T tl = d_l * inv_kl / s_l, tc = d_c * inv_kc / s_c, th = d_h * inv_kh / s_h;
+  const T sq = tl * tl + tc * tc + th * th + r_t * tc * th;
+  return sq > T(0) ? sq : T(0);  // never negative in exact arithmetic (|R_T| <= 2)
+}
+
+template <typename T>
+FASTADV_HD T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T inv_kc, T inv_kh) {
+  return m_sqrt(delta_e2000_squared(with_chroma(p.L, p.a, p.b), with_chroma(q.L, q.a, q.b),
+                                    inv_kl, inv_kc, inv_kh));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colour-variance map
+
+// g(d)² for an offset d = (dy, dx): g(d) = exp(-|d|² / 2σ²) / (2πσ²), not normalised (CV-PIRE).
+template <typename T>
+FASTADV_HD T gaussian_weight_squared(int dy, int dx, T sigma) {
+  const T s2 = sigma * sigma;
+  const T g = m_exp(-T(dy * dy + dx * dx) / (T(2) * s2)) / (T(2 * kPi) * s2);
+  return g * g;
+}
+
+// |N(p)| along one axis: the in-image positions of the window around i.
+FASTADV_HD int64_t window_extent(int64_t i, int64_t n, int64_t radius) {
+  const int64_t lo = i - radius < 0 ? 0 : i - radius;
+  const int64_t hi = i + radius > n - 1 ? n - 1 : i + radius;
+  return hi - lo + 1;
+}
+
+// Each pair (p, p + d) is computed once, for the offsets d in the forward half of the window:
+// dy > 0, or dy = 0 and dx > 0. It contributes to both endpoints.
+FASTADV_HD bool is_forward_offset(int dy, int dx) { return dy > 0 || (dy == 0 && dx > 0); }
+
+// What one colour_variance launch needs. rgb is [B, 3, H, W] contiguous in the compute type
+// (float or double); lab is a [B, 4, H, W] scratch buffer (L, a, b, chroma planes) of that type;
+// out is the raw map [B, 1, H, W] of that type (normalisation is done by the caller).
+struct ColorVarianceArgs {
+  const void* rgb;
+  void* lab;
+  void* out;
+  bool is_double;
+  int64_t batch, height, width;
+  int radius;
+  double sigma;
+};
+
+// rgb_to_lab and delta_e2000 launches: operands [M, 3, P] contiguous in the compute type,
+// elementwise over the M * P pixels (delta_e2000 writes [M, P]).
+struct ColorPixelsArgs {
+  const void* in1;
+  const void* in2;  // delta_e2000 only
+  void* out;
+  bool is_double;
+  int64_t outer, inner;  // M and P
+  double kl, kc, kh;     // delta_e2000 only
+};
+
+}  // namespace fastadv
