@@ -92,12 +92,10 @@ FASTADV_HD T hue_degrees(T b, T a_prime) {
   return h < T(0) ? h + T(360) : h;
 }
 
-// 1 - 0.17 cos(h - 30°) + 0.24 cos(2h) + 0.32 cos(3h + 6°) - 0.20 cos(4h - 63°), with one sine
-// and one cosine: the multiple angles by the double- and triple-angle identities.
+// 1 - 0.17 cos(h̄ - 30°) + 0.24 cos(2h̄) + 0.32 cos(3h̄ + 6°) - 0.20 cos(4h̄ - 63°) from
+// (cos h̄, sin h̄): the multiple angles by the double- and triple-angle identities.
 template <typename T>
-FASTADV_HD T hue_weighting(T h_deg) {
-  const T h = h_deg * T(kRadPerDeg);
-  const T c1 = m_cos(h), s1 = m_sin(h);
+FASTADV_HD T hue_weighting(T c1, T s1) {
   const T c2 = T(2) * c1 * c1 - T(1), s2 = T(2) * s1 * c1;
   const T c3 = c1 * c2 - s1 * s2, s3 = s1 * c2 + c1 * s2;
   const T c4 = T(2) * c2 * c2 - T(1), s4 = T(2) * s2 * c2;
@@ -106,6 +104,27 @@ FASTADV_HD T hue_weighting(T h_deg) {
   const T cos63 = T(0.45399049973954679156), sin63 = T(0.89100652418836786236);
   return T(1) - T(0.17) * (c1 * cos30 + s1 * sin30) + T(0.24) * c2 +
          T(0.32) * (c3 * cos6 - s3 * sin6) - T(0.20) * (c4 * cos63 + s4 * sin63);
+}
+
+// (cos h̄', sin h̄') from the chroma vectors v = (a', b) rather than from the angle h̄': in float32
+// an angle near 360° carries half an ulp (2.7e-7 rad) of error, which S_H turns into 1e-4 of ΔE
+// for saturated opposite colours. h̄' bisects the smaller arc between the hues, so its direction
+// is u1 + u2 (u = v / C'), accurate while the hues are within 90°; beyond, it is u2 - u1 turned
+// by -90° (by +90° when Δh' < 0; Sharma's Δh' settles the 180° boundary). When C'1 C'2 = 0,
+// h̄' = h'1 + h'2 is the hue of the chromatic colour (v1 + v2), or 0 for two greys.
+template <typename T>
+FASTADV_HD void mean_hue_direction(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot, T delta_h,
+                                   T& cos_h, T& sin_h) {
+  T x = a1p + a2p, y = b1 + b2;
+  if (c1p * c2p != T(0)) {
+    const T u1x = a1p / c1p, u1y = b1 / c1p, u2x = a2p / c2p, u2y = b2 / c2p;
+    const T turn = delta_h < T(0) ? T(-1) : T(1);
+    x = dot >= T(0) ? u1x + u2x : turn * (u2y - u1y);
+    y = dot >= T(0) ? u1y + u2y : turn * (u1x - u2x);
+  }
+  const T norm = m_sqrt(x * x + y * y);
+  cos_h = norm > T(0) ? x / norm : T(1);
+  sin_h = norm > T(0) ? y / norm : T(0);
 }
 
 template <typename T>
@@ -131,6 +150,19 @@ FASTADV_HD HueTerms<T> hue_terms(T h1, T h2, T cc, T a1p, T b1, T a2p, T b2) {
   return {delta, (sum < T(360) ? sum + T(360) : sum - T(360)) / T(2)};
 }
 
+// ΔH' = 2 sqrt(C'1 C'2) sin(Δh'/2) from the chroma vectors' cross and dot products rather than
+// from h'2 - h'1: hues near 180° carry an absolute error of half an ulp of 360°, which float32
+// would turn into 1e-4 of ΔE for saturated colours. With R = C'1 C'2, sin(Δh'/2) = cross /
+// sqrt(2R(R + dot)), accurate while dot >= 0; beyond 90° apart, |ΔH'| = sqrt(2(R - dot)) is,
+// signed as Sharma's Δh' (which settles the 180° boundary).
+template <typename T>
+FASTADV_HD T delta_hue_term(T cc, T cross, T dot, T delta_h) {
+  if (cc == T(0)) return T(0);
+  if (dot >= T(0)) return cross * m_sqrt(T(2) / (cc + dot));
+  const T magnitude = m_sqrt(T(2) * (cc - dot));
+  return delta_h < T(0) ? -magnitude : magnitude;
+}
+
 // ΔE00² between two colours (the colour-variance map sums squares; delta_e2000 takes the root).
 // inv_k* are 1/k_L, 1/k_C, 1/k_H.
 template <typename T>
@@ -145,14 +177,17 @@ FASTADV_HD T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T inv_kl, T
 
   const T d_l = q.L - p.L;
   const T d_c = c2p - c1p;
-  const T d_h = T(2) * m_sqrt(cc) * m_sin(hue.delta_h * T(0.5 * kRadPerDeg));
+  const T dot = a1p * a2p + p.b * q.b;
+  const T d_h = delta_hue_term(cc, a1p * q.b - p.b * a2p, dot, hue.delta_h);
 
   const T l_bar_50 = (p.L + q.L) * T(0.5) - T(50);
   const T l_bar_50_sq = l_bar_50 * l_bar_50;
   const T c_bar_p = (c1p + c2p) * T(0.5);
   const T s_l = T(1) + T(0.015) * l_bar_50_sq / m_sqrt(T(20) + l_bar_50_sq);
   const T s_c = T(1) + T(0.045) * c_bar_p;
-  const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(hue.mean_h);
+  T cos_h, sin_h;
+  mean_hue_direction(a1p, p.b, c1p, a2p, q.b, c2p, dot, hue.delta_h, cos_h, sin_h);
+  const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(cos_h, sin_h);
   const T theta_arg = (hue.mean_h - T(275)) / T(25);
   const T d_theta = T(30) * m_exp(-theta_arg * theta_arg);
   const T r_t = T(-2) * chroma_ratio(c_bar_p) * m_sin(T(2) * d_theta * T(kRadPerDeg));
@@ -184,6 +219,12 @@ FASTADV_HD int64_t window_extent(int64_t i, int64_t n, int64_t radius) {
   const int64_t lo = i - radius < 0 ? 0 : i - radius;
   const int64_t hi = i + radius > n - 1 ? n - 1 : i + radius;
   return hi - lo + 1;
+}
+
+// cV(p) from Σ (g ΔE00)² over the pixel's neighbours; a pixel without any (a 1x1 image) gets 0.
+template <typename T>
+FASTADV_HD T color_variance_value(T sum_sq, int64_t neighbours) {
+  return neighbours > 0 ? m_sqrt(sum_sq / T(neighbours)) : T(0);
 }
 
 // Each pair (p, p + d) is computed once, for the offsets d in the forward half of the window:

@@ -1,6 +1,15 @@
 """fastadv's ops. Each takes backend="auto" | "cuda" | "triton" | "cpu" | "torch"."""
 
 from fastadv.ops._backend import BACKENDS, BackendUnavailableError, available
+from fastadv.ops.color import color_variance, delta_e2000, rgb_to_lab
 from fastadv.ops.sign_step import sign_step_
 
-__all__ = ["BACKENDS", "BackendUnavailableError", "available", "sign_step_"]
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailableError",
+    "available",
+    "color_variance",
+    "delta_e2000",
+    "rgb_to_lab",
+    "sign_step_",
+]

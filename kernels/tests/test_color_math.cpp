@@ -48,7 +48,7 @@ void test_hue_weighting_matches_four_cosines() {
     const double h = i * 0.1, r = fastadv::kRadPerDeg;
     const double direct = 1 - 0.17 * std::cos((h - 30) * r) + 0.24 * std::cos(2 * h * r) +
                           0.32 * std::cos((3 * h + 6) * r) - 0.20 * std::cos((4 * h - 63) * r);
-    expect_near(fastadv::hue_weighting(h), direct, 1e-14, "hue_weighting");
+    expect_near(fastadv::hue_weighting(std::cos(h * r), std::sin(h * r)), direct, 1e-14, "hue_weighting");
   }
 }
 
