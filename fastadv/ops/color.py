@@ -163,15 +163,18 @@ def _lab_f(t: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_lab_reference(rgb: torch.Tensor) -> torch.Tensor:
     """skimage.color.rgb2lab, channels along dim 1; half types compute in float32."""
-    x = rgb.movedim(1, -1).to(compute_dtype(rgb.dtype))
+    x = rgb.to(compute_dtype(rgb.dtype))
     above = x > 0.04045
     companded = torch.pow((torch.where(above, x, 0.0) + 0.055) / 1.055, 2.4)
-    linear = torch.where(above, companded, x / 12.92)
-    matrix = torch.tensor(XYZ_FROM_RGB, dtype=x.dtype, device=x.device)
-    white = torch.tensor(D65_WHITE, dtype=x.dtype, device=x.device)
-    fx, fy, fz = _lab_f(linear @ matrix.T / white).unbind(-1)
-    lab = torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-1)
-    return lab.movedim(-1, 1).to(rgb.dtype)
+    r, g, b = torch.where(above, companded, x / 12.92).unbind(1)
+    # The matrix product written out: a matmul rounds differently at different positions, and
+    # identical pixels must give identical colours (a flat image has zero colour variance).
+    fx, fy, fz = (
+        _lab_f((m[0] * r + m[1] * g + m[2] * b) / white)
+        for m, white in zip(XYZ_FROM_RGB, D65_WHITE, strict=True)
+    )
+    lab = torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=1)
+    return lab.to(rgb.dtype)
 
 
 def _hue_degrees(b: torch.Tensor, a_prime: torch.Tensor) -> torch.Tensor:
@@ -291,9 +294,16 @@ def normalize_by_max(cv: torch.Tensor) -> torch.Tensor:
 def color_variance_reference(rgb, kernel_size: int, sigma: float, normalize: bool):
     """The map of [B, 3, H, W] images, computed pair by pair over shifted windows."""
     acc = compute_dtype(rgb.dtype)
-    lab = rgb_to_lab_reference(rgb.to(acc))
-    _, _, h, w = lab.shape
-    total = torch.zeros(lab.shape[0], 1, h, w, dtype=acc, device=lab.device)
+    batch, _, h, w = rgb.shape
+    # Lab once per distinct colour: torch rounds transcendental functions differently in its
+    # vectorised loops and their scalar tails, so identical pixels could otherwise get Lab values
+    # an ulp apart, and a flat image a non-zero map (which normalisation would blow up to 1).
+    colours, index = torch.unique(
+        rgb.to(acc).movedim(1, -1).reshape(-1, 3), dim=0, return_inverse=True
+    )
+    lab = rgb_to_lab_reference(colours[:, :, None])[index, :, 0]
+    lab = lab.reshape(batch, h, w, 3).movedim(-1, 1)
+    total = torch.zeros(batch, 1, h, w, dtype=acc, device=lab.device)
     for dy, dx in forward_offsets(kernel_size):
         if dy >= h or abs(dx) >= w:
             continue
