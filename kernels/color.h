@@ -84,11 +84,11 @@ FASTADV_HD T chroma_ratio(T c) {
   return m_sqrt(c7 / (c7 + T(6103515625.0)));
 }
 
-// h' in degrees, [0, 360); 0 where a' = b = 0, as Sharma's step 2 defines it.
+// h in degrees, [0, 360), of the vector (a, b); 0 where a = b = 0, as Sharma's step 2 defines h'.
 template <typename T>
-FASTADV_HD T hue_degrees(T b, T a_prime) {
-  if (b == T(0) && a_prime == T(0)) return T(0);
-  const T h = m_atan2(b, a_prime) * T(kDegPerRad);
+FASTADV_HD T hue_degrees(T b, T a) {
+  if (b == T(0) && a == T(0)) return T(0);
+  const T h = m_atan2(b, a) * T(kDegPerRad);
   return h < T(0) ? h + T(360) : h;
 }
 
@@ -106,61 +106,54 @@ FASTADV_HD T hue_weighting(T c1, T s1) {
          T(0.32) * (c3 * cos6 - s3 * sin6) - T(0.20) * (c4 * cos63 + s4 * sin63);
 }
 
-// (cos h̄', sin h̄') from the chroma vectors v = (a', b) rather than from the angle h̄': in float32
-// an angle near 360° carries half an ulp (2.7e-7 rad) of error, which S_H turns into 1e-4 of ΔE
-// for saturated opposite colours. h̄' bisects the smaller arc between the hues, so its direction
-// is u1 + u2 (u = v / C'), accurate while the hues are within 90°; beyond, it is u2 - u1 turned
-// by -90° (by +90° when Δh' < 0; Sharma's Δh' settles the 180° boundary). When C'1 C'2 = 0,
-// h̄' = h'1 + h'2 is the hue of the chromatic colour (v1 + v2), or 0 for two greys.
+// Sharma's hue steps (2.3: Δh' with the ±360° rule; 3.1: h̄') are written on the angles h'1, h'2.
+// They are computed here on the chroma vectors v = (a', b) instead, which is equivalent and needs
+// one atan2 a pair rather than two, and which float32 rounds far less: an angle near 360° carries
+// half an ulp (2.7e-7 rad) of error, and S_H turns that into 1e-4 of ΔE for saturated colours.
+//  - Δh' is the signed smaller angle from v1 to v2, so its sign is that of cross(v1, v2). On the
+//    180° boundary (v1, v2 exactly opposite) Sharma's published values take Δh' = h'2 - h'1
+//    unwrapped: +180° when h'1 < 180°. Exactness is tested on the two products, not on their
+//    difference, which a fused multiply-add could leave non-zero.
+//  - h̄' bisects that smaller arc, so it points along u1 + u2 (u = v / C'), accurately so while
+//    the hues are within 90°; further apart, along u2 - u1 turned by -90° times the sign of Δh'.
+//  - When C'1 C'2 = 0, Δh' = 0 and h̄' = h'1 + h'2: the hue of the chromatic colour, v1 + v2
+//    (0 for two greys).
 template <typename T>
-FASTADV_HD void mean_hue_direction(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot, T delta_h,
-                                   T& cos_h, T& sin_h) {
+struct HueGeometry {
+  T turn;          // the sign of Δh' (±1)
+  T cos_h, sin_h;  // the direction of h̄'
+  T mean_h;        // h̄' in degrees, [0, 360)
+};
+
+template <typename T>
+FASTADV_HD T hue_turn(T a1p, T b1, T a2p, T b2) {
+  const T p = a1p * b2, q = b1 * a2p;
+  if (p != q) return p > q ? T(1) : T(-1);
+  return b1 > T(0) || (b1 == T(0) && a1p > T(0)) ? T(1) : T(-1);  // h'1 < 180°
+}
+
+template <typename T>
+FASTADV_HD HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot) {
+  const T turn = hue_turn(a1p, b1, a2p, b2);
   T x = a1p + a2p, y = b1 + b2;
   if (c1p * c2p != T(0)) {
     const T u1x = a1p / c1p, u1y = b1 / c1p, u2x = a2p / c2p, u2y = b2 / c2p;
-    const T turn = delta_h < T(0) ? T(-1) : T(1);
     x = dot >= T(0) ? u1x + u2x : turn * (u2y - u1y);
     y = dot >= T(0) ? u1y + u2y : turn * (u1x - u2x);
   }
   const T norm = m_sqrt(x * x + y * y);
-  cos_h = norm > T(0) ? x / norm : T(1);
-  sin_h = norm > T(0) ? y / norm : T(0);
+  if (norm == T(0)) return {turn, T(1), T(0), T(0)};
+  return {turn, x / norm, y / norm, hue_degrees(y, x)};
 }
 
+// ΔH' = 2 sqrt(C'1 C'2) sin(Δh'/2) from the vectors too. With R = C'1 C'2, sin(Δh'/2) =
+// cross / sqrt(2R(R + dot)), accurate while dot >= 0; beyond 90° apart, |ΔH'| = sqrt(2(R - dot))
+// is, signed by `turn`.
 template <typename T>
-struct HueTerms {
-  T delta_h;  // Δh' in degrees
-  T mean_h;   // h̄' in degrees
-};
-
-// Sharma's steps 2.3 and 3.1: Δh' and h̄' with the ±360° rule, Δh' = 0 and h̄' = h'1 + h'2 when
-// C'1 C'2 = 0. Exactly opposite hues (|h'2 - h'1| = 180°) take the no-wrap branch, as Sharma's
-// published values do; the test is on the vectors (a'1 b2 = b1 a'2, exactly, whatever atan2's
-// rounding) so that every backend and both orders of a pair agree.
-template <typename T>
-FASTADV_HD HueTerms<T> hue_terms(T h1, T h2, T cc, T a1p, T b1, T a2p, T b2) {
-  if (cc == T(0)) return {T(0), h1 + h2};
-  const T diff = h2 - h1;
-  const T abs_diff = diff < T(0) ? -diff : diff;
-  const bool opposite = a1p * b2 == b1 * a2p && abs_diff > T(90);
-  if (opposite) return {diff > T(0) ? T(180) : T(-180), (h1 + h2) / T(2)};
-  if (abs_diff <= T(180)) return {diff, (h1 + h2) / T(2)};
-  const T delta = diff > T(0) ? diff - T(360) : diff + T(360);
-  const T sum = h1 + h2;
-  return {delta, (sum < T(360) ? sum + T(360) : sum - T(360)) / T(2)};
-}
-
-// ΔH' = 2 sqrt(C'1 C'2) sin(Δh'/2) from the chroma vectors' cross and dot products rather than
-// from h'2 - h'1: hues near 180° carry an absolute error of half an ulp of 360°, which float32
-// would turn into 1e-4 of ΔE for saturated colours. With R = C'1 C'2, sin(Δh'/2) = cross /
-// sqrt(2R(R + dot)), accurate while dot >= 0; beyond 90° apart, |ΔH'| = sqrt(2(R - dot)) is,
-// signed as Sharma's Δh' (which settles the 180° boundary).
-template <typename T>
-FASTADV_HD T delta_hue_term(T cc, T cross, T dot, T delta_h) {
+FASTADV_HD T delta_hue_term(T cc, T cross, T dot, T turn) {
   if (cc == T(0)) return T(0);
   if (dot >= T(0)) return cross * m_sqrt(T(2) / (cc + dot));
-  const T magnitude = m_sqrt(T(2) * (cc - dot));
-  return delta_h < T(0) ? -magnitude : magnitude;
+  return turn * m_sqrt(T(2) * (cc - dot));
 }
 
 // ΔE00² between two colours (the colour-variance map sums squares; delta_e2000 takes the root).
@@ -172,22 +165,19 @@ FASTADV_HD T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T inv_kl, T
   const T a1p = (T(1) + g) * p.a, a2p = (T(1) + g) * q.a;
   const T c1p = m_sqrt(a1p * a1p + p.b * p.b), c2p = m_sqrt(a2p * a2p + q.b * q.b);
   const T cc = c1p * c2p;
-  const HueTerms<T> hue =
-      hue_terms(hue_degrees(p.b, a1p), hue_degrees(q.b, a2p), cc, a1p, p.b, a2p, q.b);
+  const T dot = a1p * a2p + p.b * q.b;
+  const HueGeometry<T> hue = hue_geometry(a1p, p.b, c1p, a2p, q.b, c2p, dot);
 
   const T d_l = q.L - p.L;
   const T d_c = c2p - c1p;
-  const T dot = a1p * a2p + p.b * q.b;
-  const T d_h = delta_hue_term(cc, a1p * q.b - p.b * a2p, dot, hue.delta_h);
+  const T d_h = delta_hue_term(cc, a1p * q.b - p.b * a2p, dot, hue.turn);
 
   const T l_bar_50 = (p.L + q.L) * T(0.5) - T(50);
   const T l_bar_50_sq = l_bar_50 * l_bar_50;
   const T c_bar_p = (c1p + c2p) * T(0.5);
   const T s_l = T(1) + T(0.015) * l_bar_50_sq / m_sqrt(T(20) + l_bar_50_sq);
   const T s_c = T(1) + T(0.045) * c_bar_p;
-  T cos_h, sin_h;
-  mean_hue_direction(a1p, p.b, c1p, a2p, q.b, c2p, dot, hue.delta_h, cos_h, sin_h);
-  const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(cos_h, sin_h);
+  const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(hue.cos_h, hue.sin_h);
   const T theta_arg = (hue.mean_h - T(275)) / T(25);
   const T d_theta = T(30) * m_exp(-theta_arg * theta_arg);
   const T r_t = T(-2) * chroma_ratio(c_bar_p) * m_sin(T(2) * d_theta * T(kRadPerDeg));

@@ -177,9 +177,10 @@ def rgb_to_lab_reference(rgb: torch.Tensor) -> torch.Tensor:
     return lab.to(rgb.dtype)
 
 
-def _hue_degrees(b: torch.Tensor, a_prime: torch.Tensor) -> torch.Tensor:
-    zero = (b == 0) & (a_prime == 0)
-    h = torch.rad2deg(torch.atan2(torch.where(zero, 1.0, b), torch.where(zero, 1.0, a_prime)))
+def _hue_degrees(b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The angle of (a, b) in degrees, [0, 360); 0 at the origin (with a finite gradient)."""
+    zero = (b == 0) & (a == 0)
+    h = torch.rad2deg(torch.atan2(torch.where(zero, 1.0, b), torch.where(zero, 1.0, a)))
     return torch.where(zero, 0.0, torch.where(h < 0, h + 360.0, h))
 
 
@@ -203,23 +204,29 @@ def _hue_weighting(c1: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _hue_terms(h1p, h2p, grey, opposite):
-    """Sharma's Δh' and h̄' in degrees (steps 2.3 and 3.1), the ±360° rule included."""
-    diff = h2p - h1p
-    no_wrap = (diff.abs() <= 180) | opposite
-    delta_h = torch.where(no_wrap, diff, torch.where(diff > 0, diff - 360, diff + 360))
-    delta_h = torch.where(opposite, torch.where(diff > 0, 180.0, -180.0), delta_h)
-    total = h1p + h2p
-    wrapped_mean = torch.where(total < 360, total + 360, total - 360) / 2
-    mean_h = torch.where(no_wrap, total / 2, wrapped_mean)
-    return torch.where(grey, 0.0, delta_h), torch.where(grey, total, mean_h)
+def _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey):
+    """The sign of Δh', the direction (cos, sin) of h̄' and h̄' in degrees, from the chroma
+    vectors as kernels/color.h's hue_geometry computes them (see there why and how)."""
+    p, q = a1p * b2, b1 * a2p
+    first_half = (b1 > 0) | ((b1 == 0) & (a1p > 0))  # h'1 < 180°: Sharma's 180° boundary
+    turn = torch.where(p != q, torch.where(p > q, 1.0, -1.0), torch.where(first_half, 1.0, -1.0))
+    c1s, c2s = torch.where(grey, 1.0, c1p), torch.where(grey, 1.0, c2p)
+    u1x, u1y, u2x, u2y = a1p / c1s, b1 / c1s, a2p / c2s, b2 / c2s
+    near = dot >= 0
+    x = torch.where(grey, a1p + a2p, torch.where(near, u1x + u2x, turn * (u2y - u1y)))
+    y = torch.where(grey, b1 + b2, torch.where(near, u1y + u2y, turn * (u1x - u2x)))
+    norm = _safe_sqrt(x * x + y * y)
+    safe_norm = torch.where(norm > 0, norm, 1.0)
+    cos_h = torch.where(norm > 0, x / safe_norm, 1.0)
+    sin_h = torch.where(norm > 0, y / safe_norm, 0.0)
+    return turn, cos_h, sin_h, _hue_degrees(y, x)
 
 
 def delta_e2000_reference(lab1, lab2, kL=1.0, kC=1.0, kH=1.0) -> torch.Tensor:
     """ΔE00 after Sharma et al. (2005), L, a, b along dim 1 (removed in the result).
 
-    As kernels/color.h computes it (see there why): ΔH' and the direction of h̄' come from the
-    chroma vectors (a', b), not from differences of hue angles, which float32 rounds too coarsely.
+    As kernels/color.h computes it: the hue terms come from the chroma vectors (a', b) rather
+    than from hue angles, which is equivalent and which float32 rounds far less.
     """
     acc = compute_dtype(lab1.dtype)
     L1, a1, b1 = lab1.to(acc).unbind(1)
@@ -228,29 +235,14 @@ def delta_e2000_reference(lab1, lab2, kL=1.0, kC=1.0, kH=1.0) -> torch.Tensor:
     g = 0.5 * (1 - _chroma_ratio(c_bar))
     a1p, a2p = (1 + g) * a1, (1 + g) * a2
     c1p, c2p = _safe_sqrt(a1p * a1p + b1 * b1), _safe_sqrt(a2p * a2p + b2 * b2)
-    h1p, h2p = _hue_degrees(b1, a1p), _hue_degrees(b2, a2p)
     cc = c1p * c2p
     grey = cc == 0
-    # Exactly opposite hues (the 180° boundary) take the no-wrap branch, as Sharma's values do.
-    opposite = (a1p * b2 == b1 * a2p) & ((h2p - h1p).abs() > 90) & ~grey
-    delta_h, mean_h = _hue_terms(h1p, h2p, grey, opposite)
-
     dot, cross = a1p * a2p + b1 * b2, a1p * b2 - b1 * a2p
+    turn, cos_h, sin_h, mean_h = _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey)
+
     near = (dot >= 0) & ~grey
-    turn = torch.where(delta_h < 0, -1.0, 1.0)
     d_h_near = cross * _safe_sqrt(2 / torch.where(near, cc + dot, 1.0))
     d_h = torch.where(grey, 0.0, torch.where(near, d_h_near, turn * _safe_sqrt(2 * (cc - dot))))
-
-    c1s, c2s = torch.where(grey, 1.0, c1p), torch.where(grey, 1.0, c2p)
-    u1x, u1y, u2x, u2y = a1p / c1s, b1 / c1s, a2p / c2s, b2 / c2s
-    x = torch.where(near, u1x + u2x, turn * (u2y - u1y))
-    y = torch.where(near, u1y + u2y, turn * (u1x - u2x))
-    x, y = torch.where(grey, a1p + a2p, x), torch.where(grey, b1 + b2, y)
-    norm = _safe_sqrt(x * x + y * y)
-    safe_norm = torch.where(norm > 0, norm, 1.0)
-    cos_h = torch.where(norm > 0, x / safe_norm, 1.0)
-    sin_h = torch.where(norm > 0, y / safe_norm, 0.0)
-
     d_l = L2 - L1
     d_c = c2p - c1p
     l_bar_50_sq = ((L1 + L2) / 2 - 50) ** 2

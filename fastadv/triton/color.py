@@ -102,9 +102,9 @@ def _chroma_ratio(c):
 
 
 @triton.jit
-def _hue_degrees(b, a_prime):
-    zero = (b == 0) & (a_prime == 0)
-    h = _atan2(b, a_prime) * DEG_PER_RAD
+def _hue_degrees(b, a):
+    zero = (b == 0) & (a == 0)
+    h = _atan2(b, a) * DEG_PER_RAD
     return tl.where(zero, 0.0, tl.where(h < 0, h + 360.0, h))
 
 
@@ -130,28 +130,16 @@ def _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh)
     c2p = tl.sqrt(a2p * a2p + b2 * b2)
     cc = c1p * c2p
     grey = cc == 0
-    h1 = _hue_degrees(b1, a1p)
-    h2 = _hue_degrees(b2, a2p)
-
-    # Sharma's Δh' and h̄' (hue_terms): the ±360° rule, exactly opposite hues unwrapped.
-    diff = h2 - h1
-    opposite = (a1p * b2 == b1 * a2p) & (tl.abs(diff) > 90.0) & (cc != 0)
-    no_wrap = (tl.abs(diff) <= 180.0) | opposite
-    delta_h = tl.where(no_wrap, diff, tl.where(diff > 0, diff - 360.0, diff + 360.0))
-    delta_h = tl.where(opposite, tl.where(diff > 0, 180.0, -180.0).to(diff.dtype), delta_h)
-    delta_h = tl.where(grey, 0.0, delta_h)
-    total = h1 + h2
-    mean_h = tl.where(no_wrap, total, tl.where(total < 360.0, total + 360.0, total - 360.0)) * 0.5
-    mean_h = tl.where(grey, total, mean_h)
-
-    # ΔH' and the direction of h̄' from the chroma vectors (delta_hue_term, mean_hue_direction).
     dot = a1p * a2p + b1 * b2
     cross = a1p * b2 - b1 * a2p
+
+    # hue_turn and hue_geometry: the sign of Δh', the direction of h̄' and h̄' itself.
+    p = a1p * b2
+    q = b1 * a2p
+    first_half = (b1 > 0) | ((b1 == 0) & (a1p > 0))
+    turn = tl.where(p != q, tl.where(p > q, 1.0, -1.0), tl.where(first_half, 1.0, -1.0))
+    turn = turn.to(dot.dtype)
     near = dot >= 0
-    turn = tl.where(delta_h < 0, -1.0, 1.0).to(dot.dtype)
-    d_h_near = cross * tl.sqrt(2.0 / tl.where(near & (cc != 0), cc + dot, 1.0))
-    d_h_far = turn * tl.sqrt(tl.maximum(2.0 * (cc - dot), 0.0))  # >= 0 where it is used
-    d_h = tl.where(grey, 0.0, tl.where(near, d_h_near, d_h_far))
     c1s = tl.where(grey, 1.0, c1p)
     c2s = tl.where(grey, 1.0, c2p)
     u1x = a1p / c1s
@@ -164,6 +152,12 @@ def _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh)
     safe_norm = tl.where(norm > 0, norm, 1.0)
     cos_h = tl.where(norm > 0, x / safe_norm, 1.0)
     sin_h = tl.where(norm > 0, y / safe_norm, 0.0)
+    mean_h = _hue_degrees(y, x)
+
+    # delta_hue_term
+    d_h_near = cross * tl.sqrt(2.0 / tl.where(near & (cc != 0), cc + dot, 1.0))
+    d_h_far = turn * tl.sqrt(tl.maximum(2.0 * (cc - dot), 0.0))  # >= 0 where it is used
+    d_h = tl.where(grey, 0.0, tl.where(near, d_h_near, d_h_far))
 
     d_l = L2 - L1
     d_c = c2p - c1p
