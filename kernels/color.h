@@ -17,12 +17,42 @@ FASTADV_HD float m_sin(float v) { return sinf(v); }
 FASTADV_HD double m_sin(double v) { return sin(v); }
 FASTADV_HD float m_cos(float v) { return cosf(v); }
 FASTADV_HD double m_cos(double v) { return cos(v); }
-FASTADV_HD float m_atan2(float y, float x) { return atan2f(y, x); }
 FASTADV_HD double m_atan2(double y, double x) { return atan2(y, x); }
 FASTADV_HD float m_pow(float v, float e) { return powf(v, e); }
 FASTADV_HD double m_pow(double v, double e) { return pow(v, e); }
 FASTADV_HD float m_cbrt(float v) { return cbrtf(v); }
 FASTADV_HD double m_cbrt(double v) { return cbrt(v); }
+
+// atan(t) for t in [0, 1]: Cephes' rational approximation (double precision in double; the
+// Triton kernels use it too, having no atan of their own).
+template <typename T>
+FASTADV_HD T atan_unit(T t) {
+  const bool mid = t > T(0.66);
+  const T x = mid ? (t - T(1)) / (t + T(1)) : t;
+  const T z = x * x;
+  const T p = (((T(-8.750608600031904122785e-1) * z - T(1.615753718733365076637e1)) * z -
+                T(7.500855792314704667340e1)) * z - T(1.228866684490136173410e2)) * z -
+              T(6.485021904942025371773e1);
+  const T q = ((((z + T(2.485846490142306297962e1)) * z + T(1.650270098316988542046e2)) * z +
+                T(4.328810604912902668951e2)) * z + T(4.853903996359136964868e2)) * z +
+              T(1.945506571482613964425e2);
+  const T r = x + x * (z * p / q);
+  return mid ? r + T(0.78539816339744830962) : r;
+}
+
+// glibc's atan2f takes a slow path through atanf: on the host, float uses the rational above.
+FASTADV_HD float m_atan2(float y, float x) {
+#if defined(__CUDA_ARCH__)
+  return atan2f(y, x);
+#else
+  const float ax = x < 0 ? -x : x, ay = y < 0 ? -y : y;
+  const float big = ax > ay ? ax : ay, small = ax > ay ? ay : ax;
+  float a = atan_unit(small / (big > 0 ? big : 1.0f));
+  a = ay > ax ? 1.57079632679489661923f - a : a;
+  a = x < 0 ? 3.14159265358979323846f - a : a;
+  return y < 0 ? -a : a;
+#endif
+}
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kDegPerRad = 180.0 / kPi;
@@ -137,13 +167,15 @@ FASTADV_HD HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T
   const T turn = hue_turn(a1p, b1, a2p, b2);
   T x = a1p + a2p, y = b1 + b2;
   if (c1p * c2p != T(0)) {
-    const T u1x = a1p / c1p, u1y = b1 / c1p, u2x = a2p / c2p, u2y = b2 / c2p;
+    const T inv1 = T(1) / c1p, inv2 = T(1) / c2p;
+    const T u1x = a1p * inv1, u1y = b1 * inv1, u2x = a2p * inv2, u2y = b2 * inv2;
     x = dot >= T(0) ? u1x + u2x : turn * (u2y - u1y);
     y = dot >= T(0) ? u1y + u2y : turn * (u1x - u2x);
   }
   const T norm = m_sqrt(x * x + y * y);
   if (norm == T(0)) return {turn, T(1), T(0), T(0)};
-  return {turn, x / norm, y / norm, hue_degrees(y, x)};
+  const T inv_norm = T(1) / norm;
+  return {turn, x * inv_norm, y * inv_norm, hue_degrees(y, x)};
 }
 
 // ΔH' = 2 sqrt(C'1 C'2) sin(Δh'/2) from the vectors too. With R = C'1 C'2, sin(Δh'/2) =
@@ -178,7 +210,7 @@ FASTADV_HD T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T inv_kl, T
   const T s_l = T(1) + T(0.015) * l_bar_50_sq / m_sqrt(T(20) + l_bar_50_sq);
   const T s_c = T(1) + T(0.045) * c_bar_p;
   const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(hue.cos_h, hue.sin_h);
-  const T theta_arg = (hue.mean_h - T(275)) / T(25);
+  const T theta_arg = (hue.mean_h - T(275)) * T(0.04);  // / 25
   const T d_theta = T(30) * m_exp(-theta_arg * theta_arg);
   const T r_t = T(-2) * chroma_ratio(c_bar_p) * m_sin(T(2) * d_theta * T(kRadPerDeg));
 

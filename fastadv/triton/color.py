@@ -29,7 +29,7 @@ RAD_PER_DEG = PI / 180.0
 
 @triton.jit
 def _atan_unit(t):
-    """atan(t) for t in [0, 1]: Cephes' rational approximation (full double precision)."""
+    """atan(t) for t in [0, 1]: Cephes' rational approximation (atan_unit in color.h)."""
     mid = t > 0.66
     x = tl.where(mid, (t - 1.0) / (t + 1.0), t)
     z = x * x
@@ -142,16 +142,18 @@ def _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh)
     near = dot >= 0
     c1s = tl.where(grey, 1.0, c1p)
     c2s = tl.where(grey, 1.0, c2p)
-    u1x = a1p / c1s
-    u1y = b1 / c1s
-    u2x = a2p / c2s
-    u2y = b2 / c2s
+    inv1 = 1.0 / c1s
+    inv2 = 1.0 / c2s
+    u1x = a1p * inv1
+    u1y = b1 * inv1
+    u2x = a2p * inv2
+    u2y = b2 * inv2
     x = tl.where(grey, a1p + a2p, tl.where(near, u1x + u2x, turn * (u2y - u1y)))
     y = tl.where(grey, b1 + b2, tl.where(near, u1y + u2y, turn * (u1x - u2x)))
     norm = tl.sqrt(x * x + y * y)
-    safe_norm = tl.where(norm > 0, norm, 1.0)
-    cos_h = tl.where(norm > 0, x / safe_norm, 1.0)
-    sin_h = tl.where(norm > 0, y / safe_norm, 0.0)
+    inv_norm = 1.0 / tl.where(norm > 0, norm, 1.0)
+    cos_h = tl.where(norm > 0, x * inv_norm, 1.0)
+    sin_h = tl.where(norm > 0, y * inv_norm, 0.0)
     mean_h = _hue_degrees(y, x)
 
     # delta_hue_term
@@ -167,7 +169,7 @@ def _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh)
     s_l = 1.0 + 0.015 * l_bar_50_sq / tl.sqrt(20.0 + l_bar_50_sq)
     s_c = 1.0 + 0.045 * c_bar_p
     s_h = 1.0 + 0.015 * c_bar_p * _hue_weighting(cos_h, sin_h)
-    theta_arg = (mean_h - 275.0) / 25.0
+    theta_arg = (mean_h - 275.0) * 0.04  # / 25
     d_theta = 30.0 * tl.exp(-theta_arg * theta_arg)
     r_t = -2.0 * _chroma_ratio(c_bar_p) * tl.sin(2.0 * d_theta * RAD_PER_DEG)
     t_l = d_l * inv_kl / s_l
