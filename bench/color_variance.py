@@ -29,6 +29,8 @@ import time
 import numpy as np
 import torch
 
+# _common, and fastadv from a source checkout built in place
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import colour

@@ -8,15 +8,14 @@
 
 namespace fastadv {
 
-// One set of math calls for host and device, float and double (the C names exist on both).
+// One set of math calls for host and device, float and double (the C names exist on both;
+// float atan2 is below).
 FASTADV_HD float m_sqrt(float v) { return sqrtf(v); }
 FASTADV_HD double m_sqrt(double v) { return sqrt(v); }
 FASTADV_HD float m_exp(float v) { return expf(v); }
 FASTADV_HD double m_exp(double v) { return exp(v); }
 FASTADV_HD float m_sin(float v) { return sinf(v); }
 FASTADV_HD double m_sin(double v) { return sin(v); }
-FASTADV_HD float m_cos(float v) { return cosf(v); }
-FASTADV_HD double m_cos(double v) { return cos(v); }
 FASTADV_HD double m_atan2(double y, double x) { return atan2(y, x); }
 FASTADV_HD float m_pow(float v, float e) { return powf(v, e); }
 FASTADV_HD double m_pow(double v, double e) { return pow(v, e); }

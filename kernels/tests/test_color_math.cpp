@@ -52,6 +52,16 @@ void test_hue_weighting_matches_four_cosines() {
   }
 }
 
+void test_float_atan2() {
+  for (int i = -2000; i <= 2000; ++i) {
+    const float angle = i * 0.00157f;  // beyond ±π: every quadrant, both signs of zero nearby
+    const float y = 3.f * std::sin(angle), x = 3.f * std::cos(angle);
+    expect_near(fastadv::m_atan2(y, x), std::atan2(double(y), double(x)), 4e-7, "m_atan2(float)");
+  }
+  expect_near(fastadv::m_atan2(0.f, -1.f), fastadv::kPi, 4e-7, "m_atan2(0, -1)");
+  expect_near(fastadv::m_atan2(0.f, 0.f), 0.0, 0, "m_atan2(0, 0)");
+}
+
 void test_rgb_to_lab() {
   // Values of skimage.color.rgb2lab (float64).
   const auto white = fastadv::rgb_to_lab(1.0, 1.0, 1.0);
@@ -78,6 +88,7 @@ void test_window_extent_and_weights() {
 int main() {
   test_sharma_pairs();
   test_hue_weighting_matches_four_cosines();
+  test_float_atan2();
   test_rgb_to_lab();
   test_window_extent_and_weights();
   if (failures == 0) std::printf("color math: all passed\n");
