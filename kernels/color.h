@@ -80,6 +80,17 @@ FASTADV_HD float m_exp(float v) {
 #endif
 }
 
+FASTADV_HD float sin_small(float v) {
+#if defined(__CUDA_ARCH__)
+  return sinf(v);
+#else
+  const float z = v * v;  // Taylor to v^13: its error is below 1e-9 on [-π/2, π/2]
+  return v * (1.f + z * (-1.f / 6 + z * (1.f / 120 + z * (-1.f / 5040 + z * (1.f / 362880 +
+                                                     z * (-1.f / 39916800 + z / 6227020800.f))))));
+#endif
+}
+FASTADV_HD double sin_small(double v) { return sin(v); }
+
 // sqrt for v >= 0, by Newton's iteration on 1/sqrt(v) from the bit-level first guess: without
 // -fno-math-errno (setup.py's flags are the whole extension's), sqrtf's errno path keeps the
 // compiler from vectorising. Three steps leave a few ulps of error; sqrt(0) = 0.
@@ -100,16 +111,6 @@ FASTADV_HD float m_sqrt(float v) {
 #endif
 }
 
-FASTADV_HD float sin_small(float v) {
-#if defined(__CUDA_ARCH__)
-  return sinf(v);
-#else
-  const float z = v * v;  // Taylor to v^13: its error is below 1e-9 on [-π/2, π/2]
-  return v * (1.f + z * (-1.f / 6 + z * (1.f / 120 + z * (-1.f / 5040 + z * (1.f / 362880 +
-                                                     z * (-1.f / 39916800 + z / 6227020800.f))))));
-#endif
-}
-FASTADV_HD double sin_small(double v) { return sin(v); }
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kDegPerRad = 180.0 / kPi;

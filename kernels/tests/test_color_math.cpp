@@ -62,6 +62,20 @@ void test_float_atan2() {
   expect_near(fastadv::m_atan2(0.f, 0.f), 0.0, 0, "m_atan2(0, 0)");
 }
 
+// The host's float exp, sin and sqrt, relative to the double ones.
+void test_float_polynomials() {
+  for (int i = 0; i <= 20000; ++i) {
+    const float v = -87.f + i * (87.f / 20000);
+    const double e = std::exp(double(v));
+    expect_near(fastadv::m_exp(v) / e, 1.0, 3e-7, "m_exp(float)");
+    const float s = i * (1.5707963f / 20000);
+    expect_near(fastadv::sin_small(s), std::sin(double(s)), 2e-7, "sin_small(float)");
+    const float q = i * 3.7f + 1e-3f;
+    expect_near(fastadv::m_sqrt(q) / std::sqrt(double(q)), 1.0, 5e-7, "m_sqrt(float)");
+  }
+  expect_near(fastadv::m_sqrt(0.f), 0.0, 0, "m_sqrt(0)");
+}
+
 void test_rgb_to_lab() {
   // Values of skimage.color.rgb2lab (float64).
   const auto white = fastadv::rgb_to_lab(1.0, 1.0, 1.0);
@@ -89,6 +103,7 @@ int main() {
   test_sharma_pairs();
   test_hue_weighting_matches_four_cosines();
   test_float_atan2();
+  test_float_polynomials();
   test_rgb_to_lab();
   test_window_extent_and_weights();
   if (failures == 0) std::printf("color math: all passed\n");
