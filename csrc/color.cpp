@@ -193,10 +193,30 @@ struct Bands {
 // (g ΔE00)² of the pairs (y, x) - (y + dy, x + dx) of one row, into e. A loop of its own, with
 // no stores but e: the compiler vectorises it (the float math of color.h is inline for that).
 template <typename T>
-void row_energies(const LabPlanes<T>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
-                  int64_t x_hi, T weight_sq, T* __restrict__ e) {
+FASTADV_HD_INLINE void row_energies(const LabPlanes<T>& lab, int64_t row_p, int64_t row_q,
+                                    int64_t x_lo, int64_t x_hi, T weight_sq, T* __restrict__ e) {
   for (int64_t x = x_lo; x < x_hi; ++x) {
     e[x] = weight_sq * delta_e2000_squared(lab.at(row_p + x), lab.at(row_q + x), T(1), T(1), T(1));
+  }
+}
+
+// The float loop, where nearly all the time goes, is also compiled for AVX2 and AVX-512 (8 and 16
+// lanes rather than SSE2's 4); the loader picks the CPU's best.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void row_energies_float(const LabPlanes<float>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
+                        int64_t x_hi, float weight_sq, float* __restrict__ e) {
+  row_energies(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
+}
+
+template <typename T>
+void pair_energies(const LabPlanes<T>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
+                   int64_t x_hi, T weight_sq, T* e) {
+  if constexpr (std::is_same_v<T, float>) {
+    row_energies_float(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
+  } else {
+    row_energies(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
   }
 }
 
@@ -210,7 +230,7 @@ void accumulate_band(const ColorVarianceArgs& a, const std::vector<Offset<T>>& o
       const int64_t yq = y + o.dy;
       if (yq >= h) continue;
       const int64_t x_lo = std::max<int64_t>(0, -o.dx), x_hi = std::min<int64_t>(w, w - o.dx);
-      row_energies(lab, y * w, yq * w + o.dx, x_lo, x_hi, o.weight_sq, e.data());
+      pair_energies(lab, y * w, yq * w + o.dx, x_lo, x_hi, o.weight_sq, e.data());
       T* acc_p = acc + (y - y0) * w;
       T* acc_q = acc + (yq - y0) * w + o.dx;  // may overlap acc_p: two loops
       for (int64_t x = x_lo; x < x_hi; ++x) acc_p[x] += e[x];

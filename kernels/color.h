@@ -8,8 +8,9 @@
 
 #include "common.h"
 
-// The pair formula is long enough that host compilers would call it rather than inline it, and
-// inlined is what lets them vectorise the colour-variance loop over a row.
+// Host compilers would call the longer functions rather than inline them, and would not inline
+// them into the AVX2 / AVX-512 clones of the colour-variance loop (csrc/color.cpp) at all;
+// inlined is what lets them vectorise that loop.
 #if defined(__CUDACC__) || !defined(__GNUC__)
 #define FASTADV_HD_INLINE FASTADV_HD
 #else
@@ -20,18 +21,18 @@ namespace fastadv {
 
 // One set of math calls for host and device, float and double (the C names exist on both;
 // float atan2 is below).
-FASTADV_HD double m_sqrt(double v) { return sqrt(v); }
-FASTADV_HD double m_exp(double v) { return exp(v); }
-FASTADV_HD double m_atan2(double y, double x) { return atan2(y, x); }
-FASTADV_HD float m_pow(float v, float e) { return powf(v, e); }
-FASTADV_HD double m_pow(double v, double e) { return pow(v, e); }
-FASTADV_HD float m_cbrt(float v) { return cbrtf(v); }
-FASTADV_HD double m_cbrt(double v) { return cbrt(v); }
+FASTADV_HD_INLINE double m_sqrt(double v) { return sqrt(v); }
+FASTADV_HD_INLINE double m_exp(double v) { return exp(v); }
+FASTADV_HD_INLINE double m_atan2(double y, double x) { return atan2(y, x); }
+FASTADV_HD_INLINE float m_pow(float v, float e) { return powf(v, e); }
+FASTADV_HD_INLINE double m_pow(double v, double e) { return pow(v, e); }
+FASTADV_HD_INLINE float m_cbrt(float v) { return cbrtf(v); }
+FASTADV_HD_INLINE double m_cbrt(double v) { return cbrt(v); }
 
 // atan(t) for t in [0, 1]: Cephes' rational approximation (double precision in double; the
 // Triton kernels use it too, having no atan of their own).
 template <typename T>
-FASTADV_HD T atan_unit(T t) {
+FASTADV_HD_INLINE T atan_unit(T t) {
   const bool mid = t > T(0.66);
   const T x = mid ? (t - T(1)) / (t + T(1)) : t;
   const T z = x * x;
@@ -46,7 +47,7 @@ FASTADV_HD T atan_unit(T t) {
 }
 
 // glibc's atan2f takes a slow path through atanf: on the host, float uses the rational above.
-FASTADV_HD float m_atan2(float y, float x) {
+FASTADV_HD_INLINE float m_atan2(float y, float x) {
 #if defined(__CUDA_ARCH__)
   return atan2f(y, x);
 #else
@@ -62,13 +63,14 @@ FASTADV_HD float m_atan2(float y, float x) {
 // exp, and sin on [-π/2, π/2], for float on the host: polynomials, as glibc's expf and sinf have
 // no vector versions (short of -ffast-math) and would keep the compiler from vectorising the
 // colour-variance loop. Both are accurate to about 1e-7, relative.
-FASTADV_HD float m_exp(float v) {
+FASTADV_HD_INLINE float m_exp(float v) {
 #if defined(__CUDA_ARCH__)
   return expf(v);
 #else
-  v = clamp(v, -87.f, 88.f);  // the result's exponent stays normal
-  // e^v = 2^n e^r with n = rint(v / ln 2), |r| <= ln(2) / 2 (ln 2 split in two: r is exact)
-  const float n = round_half_even(v * 1.44269504088896341f);
+  v = v < -87.f ? -87.f : (v > 88.f ? 88.f : v);  // the result's exponent stays normal
+  // e^v = 2^n e^r with n = rint(v / ln 2), |r| <= ln(2) / 2 (ln 2 split in two: r is exact);
+  // |v / ln 2| < 2^22, so adding and subtracting 1.5 * 2^23 rounds it to an integer.
+  const float n = (v * 1.44269504088896341f + 12582912.f) - 12582912.f;
   const float r = (v - n * 0.693359375f) + n * 2.12194440e-4f;
   const float p =
       1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 +
@@ -80,7 +82,7 @@ FASTADV_HD float m_exp(float v) {
 #endif
 }
 
-FASTADV_HD float sin_small(float v) {
+FASTADV_HD_INLINE float sin_small(float v) {
 #if defined(__CUDA_ARCH__)
   return sinf(v);
 #else
@@ -89,12 +91,12 @@ FASTADV_HD float sin_small(float v) {
                                                      z * (-1.f / 39916800 + z / 6227020800.f))))));
 #endif
 }
-FASTADV_HD double sin_small(double v) { return sin(v); }
+FASTADV_HD_INLINE double sin_small(double v) { return sin(v); }
 
 // sqrt for v >= 0, by Newton's iteration on 1/sqrt(v) from the bit-level first guess: without
 // -fno-math-errno (setup.py's flags are the whole extension's), sqrtf's errno path keeps the
 // compiler from vectorising. Three steps leave a few ulps of error; sqrt(0) = 0.
-FASTADV_HD float m_sqrt(float v) {
+FASTADV_HD_INLINE float m_sqrt(float v) {
 #if defined(__CUDA_ARCH__)
   return sqrtf(v);
 #else
@@ -126,18 +128,18 @@ struct Lab {
 
 // IEC 61966-2-1 companding, inverted.
 template <typename T>
-FASTADV_HD T srgb_to_linear(T c) {
+FASTADV_HD_INLINE T srgb_to_linear(T c) {
   return c > T(0.04045) ? m_pow((c + T(0.055)) / T(1.055), T(2.4)) : c / T(12.92);
 }
 
 // CIELAB's f(t) with skimage's constants (epsilon 0.008856, slope 7.787).
 template <typename T>
-FASTADV_HD T lab_f(T t) {
+FASTADV_HD_INLINE T lab_f(T t) {
   return t > T(0.008856) ? m_cbrt(t) : T(7.787) * t + T(16.0 / 116.0);
 }
 
 template <typename T>
-FASTADV_HD Lab<T> rgb_to_lab(T r, T g, T b) {
+FASTADV_HD_INLINE Lab<T> rgb_to_lab(T r, T g, T b) {
   r = srgb_to_linear(r);
   g = srgb_to_linear(g);
   b = srgb_to_linear(b);
@@ -160,13 +162,13 @@ struct LabC {
 };
 
 template <typename T>
-FASTADV_HD LabC<T> with_chroma(T L, T a, T b) {
+FASTADV_HD_INLINE LabC<T> with_chroma(T L, T a, T b) {
   return {L, a, b, m_sqrt(a * a + b * b)};
 }
 
 // sqrt(c^7 / (c^7 + 25^7)), in G and R_C.
 template <typename T>
-FASTADV_HD T chroma_ratio(T c) {
+FASTADV_HD_INLINE T chroma_ratio(T c) {
   const T c2 = c * c;
   const T c7 = c2 * c2 * c2 * c;
   return m_sqrt(c7 / (c7 + T(6103515625.0)));
@@ -174,7 +176,7 @@ FASTADV_HD T chroma_ratio(T c) {
 
 // h in degrees, [0, 360), of the vector (a, b); 0 where a = b = 0, as Sharma's step 2 defines h'.
 template <typename T>
-FASTADV_HD T hue_degrees(T b, T a) {
+FASTADV_HD_INLINE T hue_degrees(T b, T a) {
   if (b == T(0) && a == T(0)) return T(0);
   const T h = m_atan2(b, a) * T(kDegPerRad);
   return h < T(0) ? h + T(360) : h;
@@ -183,7 +185,7 @@ FASTADV_HD T hue_degrees(T b, T a) {
 // 1 - 0.17 cos(h̄ - 30°) + 0.24 cos(2h̄) + 0.32 cos(3h̄ + 6°) - 0.20 cos(4h̄ - 63°) from
 // (cos h̄, sin h̄): the multiple angles by the double- and triple-angle identities.
 template <typename T>
-FASTADV_HD T hue_weighting(T c1, T s1) {
+FASTADV_HD_INLINE T hue_weighting(T c1, T s1) {
   const T c2 = T(2) * c1 * c1 - T(1), s2 = T(2) * s1 * c1;
   const T c3 = c1 * c2 - s1 * s2, s3 = s1 * c2 + c1 * s2;
   const T c4 = T(2) * c2 * c2 - T(1), s4 = T(2) * s2 * c2;
@@ -214,14 +216,14 @@ struct HueGeometry {
 };
 
 template <typename T>
-FASTADV_HD T hue_turn(T a1p, T b1, T a2p, T b2) {
+FASTADV_HD_INLINE T hue_turn(T a1p, T b1, T a2p, T b2) {
   const T p = a1p * b2, q = b1 * a2p;
   if (p != q) return p > q ? T(1) : T(-1);
   return b1 > T(0) || (b1 == T(0) && a1p > T(0)) ? T(1) : T(-1);  // h'1 < 180°
 }
 
 template <typename T>
-FASTADV_HD HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot) {
+FASTADV_HD_INLINE HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot) {
   const T turn = hue_turn(a1p, b1, a2p, b2);
   T x = a1p + a2p, y = b1 + b2;
   if (c1p * c2p != T(0)) {
@@ -240,7 +242,7 @@ FASTADV_HD HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T
 // cross / sqrt(2R(R + dot)), accurate while dot >= 0; beyond 90° apart, |ΔH'| = sqrt(2(R - dot))
 // is, signed by `turn`.
 template <typename T>
-FASTADV_HD T delta_hue_term(T cc, T cross, T dot, T turn) {
+FASTADV_HD_INLINE T delta_hue_term(T cc, T cross, T dot, T turn) {
   if (cc == T(0)) return T(0);
   if (dot >= T(0)) return cross * m_sqrt(T(2) / (cc + dot));
   return turn * m_sqrt(T(2) * (cc - dot));
@@ -278,7 +280,7 @@ FASTADV_HD_INLINE T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T in
 }
 
 template <typename T>
-FASTADV_HD T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T inv_kc, T inv_kh) {
+FASTADV_HD_INLINE T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T inv_kc, T inv_kh) {
   return m_sqrt(delta_e2000_squared(with_chroma(p.L, p.a, p.b), with_chroma(q.L, q.a, q.b),
                                     inv_kl, inv_kc, inv_kh));
 }
@@ -288,14 +290,14 @@ FASTADV_HD T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T inv_kc, T
 
 // g(d)² for an offset d = (dy, dx): g(d) = exp(-|d|² / 2σ²) / (2πσ²), not normalised (CV-PIRE).
 template <typename T>
-FASTADV_HD T gaussian_weight_squared(int dy, int dx, T sigma) {
+FASTADV_HD_INLINE T gaussian_weight_squared(int dy, int dx, T sigma) {
   const T s2 = sigma * sigma;
   const T g = m_exp(-T(dy * dy + dx * dx) / (T(2) * s2)) / (T(2 * kPi) * s2);
   return g * g;
 }
 
 // |N(p)| along one axis: the in-image positions of the window around i.
-FASTADV_HD int64_t window_extent(int64_t i, int64_t n, int64_t radius) {
+FASTADV_HD_INLINE int64_t window_extent(int64_t i, int64_t n, int64_t radius) {
   const int64_t lo = i - radius < 0 ? 0 : i - radius;
   const int64_t hi = i + radius > n - 1 ? n - 1 : i + radius;
   return hi - lo + 1;
@@ -303,13 +305,13 @@ FASTADV_HD int64_t window_extent(int64_t i, int64_t n, int64_t radius) {
 
 // cV(p) from Σ (g ΔE00)² over the pixel's neighbours; a pixel without any (a 1x1 image) gets 0.
 template <typename T>
-FASTADV_HD T color_variance_value(T sum_sq, int64_t neighbours) {
+FASTADV_HD_INLINE T color_variance_value(T sum_sq, int64_t neighbours) {
   return neighbours > 0 ? m_sqrt(sum_sq / T(neighbours)) : T(0);
 }
 
 // Each pair (p, p + d) is computed once, for the offsets d in the forward half of the window:
 // dy > 0, or dy = 0 and dx > 0. It contributes to both endpoints.
-FASTADV_HD bool is_forward_offset(int dy, int dx) { return dy > 0 || (dy == 0 && dx > 0); }
+FASTADV_HD_INLINE bool is_forward_offset(int dy, int dx) { return dy > 0 || (dy == 0 && dx > 0); }
 
 // What one colour_variance launch needs. rgb is [B, 3, H, W] contiguous in the compute type
 // (float or double); lab is a [B, 4, H, W] scratch buffer (L, a, b, chroma planes) of that type;
