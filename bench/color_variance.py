@@ -34,11 +34,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import colour
-from _common import append_rows, row, time_ms
 from skimage import color as skcolor
 from skimage import data as skdata
 
 import fastadv.ops as F
+from _common import append_rows, row, time_ms
 from fastadv.ops.color import gaussian_weight
 
 KERNEL_SIZES = (3, 5, 7)

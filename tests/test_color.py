@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from _backends import DEVICE, compiled_backends
 
 import fastadv.ops as F
+from _backends import DEVICE, compiled_backends
 from fastadv.ops.color import normalize_by_max
 
 colour = pytest.importorskip("colour")
