@@ -60,3 +60,17 @@ def test_distortion_in_pixel_units():
     adv = x + torch.tensor([3.0, 0, 0, 0]).view(1, 1, 2, 2) / 255
     # (1/255) sqrt(mean(d_px^2)) with d_px = (3, 0, 0, 0): (1/255) * 1.5
     assert metrics.distortion(adv, x).item() == pytest.approx(1.5 / 255)
+
+
+def test_mean_delta_e2000_matches_colour_science():
+    colour = pytest.importorskip("colour")
+    skcolor = pytest.importorskip("skimage.color")
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    y = (x + 0.05 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    got = metrics.mean_delta_e2000(x, y)
+    for i in range(2):
+        lab_x = skcolor.rgb2lab(x[i].permute(1, 2, 0).numpy())
+        lab_y = skcolor.rgb2lab(y[i].permute(1, 2, 0).numpy())
+        want = colour.difference.delta_E_CIE2000(lab_x, lab_y).mean()
+        assert got[i].item() == pytest.approx(want, abs=1e-9)
