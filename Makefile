@@ -30,7 +30,9 @@ demo: build
 	$(PY) -m fastadv.cli demo
 
 bench: build
-	$(PY) bench/sign_step.py
+	for script in $(filter-out bench/_common.py,$(wildcard bench/*.py)); do \
+		$(PY) $$script || exit 1; \
+	done
 
 lint: venv
 	$(PY) -m ruff check .
