@@ -302,7 +302,7 @@ class _Scene:
             arms |= _capsule(yy, xx, (shoulder, x + sign * width * 0.45), hand, limb * 0.9)
         skin = _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.95))
         shirt, trousers = _random_colour(rng), _random_colour(rng) * rng.uniform(0.3, 1.0)
-        field = np.empty((*yy.shape, 3), np.float32)
+        field = np.zeros((*yy.shape, 3), np.float32)
         field[legs] = trousers
         field[torso | arms] = shirt
         field[head] = skin if rng.random() < 0.6 else _hsv(0.08, 0.5, rng.uniform(0.05, 0.4))
