@@ -111,7 +111,7 @@ def load_checkpoint(path: Path, model, optimizer) -> int:
 
 @torch.no_grad()
 def evaluate(model, dataset, batch: int = 4, device="cpu", progress: bool = True) -> torch.Tensor:
-    """Confusion matrix of ``model``'s argmax predictions over ``dataset`` (image, label pairs)."""
+    """Confusion matrix (19 trainIds) of ``model``'s argmax predictions over ``dataset``."""
     was_training = model.training
     model.eval()
     conf = torch.zeros(19, 19, dtype=torch.int64)
@@ -184,7 +184,11 @@ def train(args) -> dict:
             bar.write(json.dumps(record))
     result = summary(evaluate(model, val, device=device))
     save_weights(
-        model, out / "model.safetensors", args.arch, val=result, command=" ".join(sys.argv)
+        model,
+        out / "model.safetensors",
+        args.arch,
+        val=result,
+        command=" ".join(["python -m fastadv.train", *sys.argv[1:]]),
     )
     return result
 
