@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fastadv._seg_metrics import confusion_matrix, iou, mean_iou
+from fastadv._outputs import logits_of
 from fastadv.data.synthcity import IGNORE_INDEX, PERSON, SynthCity
-from fastadv.models.common import logits_of
 from fastadv.models.weights import ARCHITECTURES, create, load, read_weights, save_weights
 
 
@@ -125,7 +124,7 @@ def evaluate(model, dataset, batch: int = 4, device="cpu", progress: bool = True
 
 def summary(conf: torch.Tensor) -> dict:
     """mIoU over the classes present, person IoU and every class's IoU, rounded for logs."""
-    per_class = iou(conf)
+    per_class = per_class_iou(conf)
     return {
         "miou": round(mean_iou(conf), 4),
         "person_iou": round(float(per_class[PERSON]), 4),

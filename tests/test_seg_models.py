@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fastadv import _seg_metrics
+from fastadv import metrics
 from fastadv.data import SynthCity
 from fastadv.data.synthcity import PERSON
 from fastadv.models import (
@@ -113,8 +113,8 @@ def test_shipped_weights_reach_recorded_miou(name, val_subset):
     images, labels = val_subset
     with torch.no_grad():
         pred = torch.cat([model(images[i : i + 4]).argmax(1) for i in range(0, SUBSET, 4)])
-    conf = _seg_metrics.confusion_matrix(pred, labels, 19)
-    miou, person = _seg_metrics.mean_iou(conf), float(_seg_metrics.iou(conf)[PERSON])
+    conf = metrics.confusion_matrix(pred, labels, 19)
+    miou, person = metrics.mean_iou(conf), float(metrics.per_class_iou(conf)[PERSON])
     recorded_miou, recorded_person = RECORDED[name]
     assert miou == pytest.approx(recorded_miou, abs=0.005)
     assert person == pytest.approx(recorded_person, abs=0.005)

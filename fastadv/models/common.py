@@ -43,8 +43,3 @@ def conv_bn_relu(cin: int, cout: int, batch_norm: bool, kernel: int = 3, dilatio
         layers.append(nn.BatchNorm2d(cout))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
-
-
-def logits_of(output) -> torch.Tensor:
-    """The logits of a model's output: the tensor itself or its ``"out"`` entry."""
-    return output["out"] if isinstance(output, dict) else output

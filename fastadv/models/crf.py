@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastadv.models.common import check_images, logits_of
+from fastadv._outputs import logits_of
+from fastadv.models.common import check_images
 
 
 class DenseCRF(nn.Module):

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastadv.models.common import check_images, logits_of
+from fastadv._outputs import logits_of
+from fastadv.models.common import check_images
 
 FUSIONS = ("mean", "max")
 
