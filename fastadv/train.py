@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from fastadv._outputs import logits_of
 from fastadv.data.synthcity import IGNORE_INDEX, PERSON, SynthCity
+from fastadv.metrics import confusion_matrix, mean_iou, per_class_iou
 from fastadv.models.weights import ARCHITECTURES, create, load, read_weights, save_weights
 
 
