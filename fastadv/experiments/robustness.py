@@ -19,15 +19,16 @@ VARIANTS = ("plain", "multiscale", "crf")
 NUM_CLASSES = 19
 
 
-def defended(model, variant: str):
-    """The model as attacked and evaluated: plain, MultiScale (0.5, 0.75, 1; mean) or + DenseCRF."""
-    from fastadv.models import CRFModel, MultiScale
+def defended(model, variant: str, crf_window: int = 11):
+    """The model as attacked and evaluated: plain, MultiScale (scales 0.5, 0.75, 1; mean) or
+    followed by a DenseCRF (pydensecrf's defaults, 5 iterations, a crf_window^2 window)."""
+    from fastadv.models import CRFModel, DenseCRF, MultiScale
 
-    return {
-        "plain": lambda: model,
-        "multiscale": lambda: MultiScale(model),
-        "crf": lambda: CRFModel(model),
-    }[variant]()
+    if variant == "multiscale":
+        return MultiScale(model)
+    if variant == "crf":
+        return CRFModel(model, DenseCRF(window=crf_window))
+    return model
 
 
 def settings(models, variants=VARIANTS, attacks=ATTACKS, eps_px=EPS_PX) -> list[str]:
@@ -59,7 +60,7 @@ def attack(model, images, labels, name: str, eps: float) -> torch.Tensor:
     return ifgsm(model, images, gt, alpha=min(1 / 255, eps), **kw).adv
 
 
-def make_evaluate(models: dict):
+def make_evaluate(models: dict, crf_window: int = 11):
     """The harness's evaluate: a confusion matrix an image, against the ground truth."""
     cache = {}
 
@@ -67,7 +68,7 @@ def make_evaluate(models: dict):
         name, variant, attack_name, eps_px = parse(setting)
         key = (name, variant)
         if key not in cache:
-            cache[key] = defended(models[name], variant).eval()
+            cache[key] = defended(models[name], variant, crf_window).eval()
         model = cache[key]
         x = (
             images
@@ -195,6 +196,7 @@ def run(
     variants=VARIANTS,
     attacks=ATTACKS,
     eps_px=EPS_PX,
+    crf_window=11,
     batch_size=2,
     device="cpu",
     progress=True,
@@ -203,7 +205,7 @@ def run(
     summary = harness.run(
         settings(models, variants, attacks, eps_px),
         dataset,
-        make_evaluate(models),
+        make_evaluate(models, crf_window),
         Path(out_dir) / "robustness",
         batch_size=batch_size,
         device=device,
