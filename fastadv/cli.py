@@ -9,6 +9,7 @@ fastadv demo [--out DIR]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -42,11 +43,25 @@ def main(argv=None) -> int:
         return mindseye_main(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.command == "experiment":
+        init_distributed()
     return args.func(args) if hasattr(args, "func") else _demo(args)
 
 
 def _device(name: str | None) -> str:
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name:
+        return name
+    if torch.cuda.is_available():
+        return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    return "cpu"
+
+
+def init_distributed() -> None:
+    """Under torchrun (WORLD_SIZE > 1), joins the process group: NCCL on GPUs, gloo on CPUs."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def _hide_parser(p):
