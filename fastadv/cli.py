@@ -56,6 +56,13 @@ def _device(name: str | None) -> str:
     return "cpu"
 
 
+def _writes_outputs() -> bool:
+    """Rank 0 writes the tables and figures (every rank has the reduced results)."""
+    from fastadv.experiments.harness import rank_and_world
+
+    return rank_and_world()[0] == 0
+
+
 def init_distributed() -> None:
     """Under torchrun (WORLD_SIZE > 1), joins the process group: NCCL on GPUs, gloo on CPUs."""
     import torch.distributed as dist
@@ -214,8 +221,13 @@ def run_hide_study(args) -> tuple[list[dict], dict, list[Path]]:
         batch_size=args.batch_size,
         device=device,
     )
-    files = [write_csv(rows, args.out / "hide.csv"), hide.plot(rows, args.out / "hide_fig2.png")]
-    files.append(_hide_example(model, _dataset(args), args, device))
+    files = []
+    if _writes_outputs():
+        files = [
+            write_csv(rows, args.out / "hide.csv"),
+            hide.plot(rows, args.out / "hide_fig2.png"),
+        ]
+        files.append(_hide_example(model, _dataset(args), args, device))
     return rows, hide.headline(rows), files
 
 
@@ -271,10 +283,12 @@ def run_robustness_study(args) -> tuple[list[dict], str, list[Path]]:
         batch_size=args.batch_size,
         device=device,
     )
-    files = [
-        write_csv(rows, args.out / "robustness.csv"),
-        robustness.plot(rows, args.out / "robustness.png"),
-    ]
+    files = []
+    if _writes_outputs():
+        files = [
+            write_csv(rows, args.out / "robustness.csv"),
+            robustness.plot(rows, args.out / "robustness.png"),
+        ]
     eps = 8 if 8 in args.eps else max(args.eps)
     return rows, robustness.reading(rows, eps), files
 
