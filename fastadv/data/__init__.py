@@ -1,0 +1,3 @@
+from fastadv.data.rendered import RenderedObjects
+
+__all__ = ["RenderedObjects"]

@@ -1,0 +1,3 @@
+from fastadv.models import mindseye
+
+__all__ = ["mindseye"]
