@@ -27,12 +27,12 @@ from tqdm import tqdm
 from fastadv.data.rendered import NONE, RenderedObjects, render
 from fastadv.models import mindseye as me
 
-DEFAULTS = {  # stage: (epochs, training samples); sized for ~45 min on one CPU thread
-    "direct": (6, 12000),
-    "direct-params": (6, 12000),
-    "estimator": (10, 12000),
-    "projector": (15, 12000),
-    "comparator": (5, 4000),
+DEFAULTS = {  # stage: (epochs, training samples, Adam lr); sized for ~45 min on one CPU thread
+    "direct": (6, 12000, 1e-3),
+    "direct-params": (6, 12000, 1e-3),
+    "estimator": (8, 12000, 3e-4),
+    "projector": (15, 12000, 1e-3),
+    "comparator": (5, 4000, 1e-3),
 }
 PARAM_WEIGHT = 10.0  # weight of the angle MSE beside the cross-entropy (direct-params)
 
@@ -41,9 +41,10 @@ def main(argv=None) -> None:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    epochs, size = DEFAULTS[args.stage]
+    epochs, size, lr = DEFAULTS[args.stage]
     args.epochs = args.epochs or epochs
     args.train_size = args.train_size or size
+    args.lr = args.lr or lr
     start = time.time()
     net, data, step = STAGES[args.stage](args)
     _fit(net, data, step, args)
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="default per stage (see DEFAULTS)")
     p.add_argument("--train-size", type=int, help="rendered training samples")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, help="default per stage")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=me.WEIGHTS, help="folder for the weights")
