@@ -309,7 +309,7 @@ def _write_figures(out: Path, records: list[dict], max_iters: int) -> None:
                 for n in names
             ]
             fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(names)))
-            ax.boxplot(data, vert=False, whis=(2, 98), showfliers=True)
+            ax.boxplot(data, orientation="horizontal", whis=(2, 98), showfliers=True)
             counts = [sum(_capped(r, max_iters) for r in _kept(records, fig_no, n)) for n in names]
             ticks = [
                 f"{n}\n(n={len(d)}, capped {c})"
