@@ -159,8 +159,15 @@ def test_runner_resumes_and_writes_every_output(tmp_path):
         assert (tmp_path / name).exists(), name
 
 
-# error counts of the shipped weights on the first 200 test images (docs/mindseye.md)
-RECORDED_ERRORS = {}
+# error counts of the shipped weights on the first 200 test images (docs/mindseye.md); the
+# test allows one more, for rounding differences between machines at the decision boundaries
+RECORDED_ERRORS = {
+    "direct": 2,
+    "direct-params": 5,
+    "triple-0.2": 31,
+    "triple-0.45": 6,
+    "triple-0.7": 20,
+}
 
 
 def test_shipped_weights_reach_the_recorded_error_rates():
