@@ -1,6 +1,7 @@
 """Segmentation data: SynthCity (procedural, built in) and a Cityscapes reader."""
 
 from fastadv.data.cityscapes import CLASS_NAMES, PAPER_SIZE, Cityscapes, to_train_ids
+from fastadv.data.rendered import RenderedObjects
 from fastadv.data.synthcity import IGNORE_INDEX, SYNTHCITY_CLASSES, SynthCity, render_scene
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "PAPER_SIZE",
     "SYNTHCITY_CLASSES",
     "Cityscapes",
+    "RenderedObjects",
     "SynthCity",
     "render_scene",
     "to_train_ids",

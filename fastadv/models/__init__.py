@@ -4,6 +4,7 @@ Models map images ``[B, 3, H, W]`` in [0, 1] to logits ``[B, K, H, W]``; normali
 Shipped weights load by name: ``fastadv.models.load("fcn8s-synthcity")``.
 """
 
+from fastadv.models import mindseye
 from fastadv.models.common import Normalize
 from fastadv.models.crf import CRFModel, DenseCRF, fully_connected_crf
 from fastadv.models.deeplab import DeepLabLite
@@ -35,5 +36,6 @@ __all__ = [
     "fully_connected_crf",
     "load",
     "load_weights",
+    "mindseye",
     "save_weights",
 ]
