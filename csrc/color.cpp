@@ -1,0 +1,300 @@
+// fastadv::rgb_to_lab, delta_e2000 and color_variance: operand checks shared by every device,
+// and the CPU kernels (formulas: kernels/color.h).
+#include "color.h"
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace fastadv {
+namespace {
+
+at::ScalarType compute_type(const at::Tensor& t, const char* what) {
+  const at::ScalarType s = t.scalar_type();
+  TORCH_CHECK(s == at::kHalf || s == at::kBFloat16 || s == at::kFloat || s == at::kDouble, what,
+              " must be float16, bfloat16, float32 or float64, got ", s);
+  return s == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+}  // namespace
+
+at::Tensor color_pixels_operand(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.dim() == 3 && t.size(1) == 3, what, " must be [M, 3, P], got shape ", t.sizes());
+  return t.to(compute_type(t, what)).contiguous();
+}
+
+at::Tensor color_variance_operand(const at::Tensor& rgb, int64_t kernel_size, double sigma) {
+  TORCH_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "rgb must be [B, 3, H, W], got shape ",
+              rgb.sizes());
+  TORCH_CHECK(kernel_size >= 3 && kernel_size % 2 == 1,
+              "kernel_size must be odd and >= 3, got ", kernel_size);
+  TORCH_CHECK(sigma > 0, "sigma must be > 0, got ", sigma);
+  return rgb.to(compute_type(rgb, "rgb")).contiguous();
+}
+
+ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* in2,
+                                       at::Tensor& out, double kl, double kc, double kh) {
+  if (in2 != nullptr) {
+    TORCH_CHECK(in2->sizes() == in1.sizes(), "lab2 has shape ", in2->sizes(), " but lab1 has ",
+                in1.sizes());
+    TORCH_CHECK(in2->device() == in1.device(), "lab2 is on ", in2->device(), " but lab1 is on ",
+                in1.device());
+    TORCH_CHECK(kl > 0 && kc > 0 && kh > 0, "kL, kC and kH must be > 0, got ", kl, ", ", kc,
+                ", ", kh);
+  }
+  ColorPixelsArgs a{};
+  a.in1 = in1.data_ptr();
+  a.in2 = in2 != nullptr ? in2->data_ptr() : nullptr;
+  a.out = out.data_ptr();
+  a.is_double = in1.scalar_type() == at::kDouble;
+  a.outer = in1.size(0);
+  a.inner = in1.size(2);
+  a.kl = kl;
+  a.kc = kc;
+  a.kh = kh;
+  return a;
+}
+
+ColorVarianceArgs make_color_variance_args(const at::Tensor& rgb, at::Tensor& lab, at::Tensor& out,
+                                           int64_t kernel_size, double sigma) {
+  ColorVarianceArgs a{};
+  a.rgb = rgb.data_ptr();
+  a.lab = lab.data_ptr();
+  a.out = out.data_ptr();
+  a.is_double = rgb.scalar_type() == at::kDouble;
+  a.batch = rgb.size(0);
+  a.height = rgb.size(2);
+  a.width = rgb.size(3);
+  a.radius = static_cast<int>(kernel_size / 2);
+  a.sigma = sigma;
+  return a;
+}
+
+at::Tensor normalize_by_max(const at::Tensor& map) {
+  const at::Tensor peak = map.amax({1, 2, 3}, /*keepdim=*/true);
+  return at::where(peak > 0, map / peak, at::zeros_like(map));
+}
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 12;
+
+template <typename F>
+void dispatch_compute(bool is_double, F&& f) {
+  is_double ? f(double{}) : f(float{});
+}
+
+// ---- rgb_to_lab and delta_e2000: elementwise over the M * P pixels of [M, 3, P] operands.
+
+template <typename T>
+void rgb_to_lab_cpu_typed(const ColorPixelsArgs& a) {
+  const T* rgb = static_cast<const T*>(a.in1);
+  T* lab = static_cast<T*>(a.out);
+  const int64_t p = a.inner;
+  at::parallel_for(0, a.outer * p, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t base = (i / p) * 3 * p + i % p;
+      const Lab<T> v = rgb_to_lab(rgb[base], rgb[base + p], rgb[base + 2 * p]);
+      lab[base] = v.L;
+      lab[base + p] = v.a;
+      lab[base + 2 * p] = v.b;
+    }
+  });
+}
+
+template <typename T>
+void delta_e2000_cpu_typed(const ColorPixelsArgs& a) {
+  const T* x = static_cast<const T*>(a.in1);
+  const T* y = static_cast<const T*>(a.in2);
+  T* out = static_cast<T*>(a.out);
+  const T inv_kl = T(1 / a.kl), inv_kc = T(1 / a.kc), inv_kh = T(1 / a.kh);
+  const int64_t p = a.inner;
+  at::parallel_for(0, a.outer * p, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t base = (i / p) * 3 * p + i % p;
+      const Lab<T> u{x[base], x[base + p], x[base + 2 * p]};
+      const Lab<T> v{y[base], y[base + p], y[base + 2 * p]};
+      out[i] = delta_e2000(u, v, inv_kl, inv_kc, inv_kh);
+    }
+  });
+}
+
+// ---- color_variance
+
+// The L, a, b, chroma planes of one image of the [B, 4, H, W] scratch buffer.
+template <typename T>
+struct LabPlanes {
+  const T* base;
+  int64_t plane;
+  LabC<T> at(int64_t i) const {
+    return {base[i], base[i + plane], base[i + 2 * plane], base[i + 3 * plane]};
+  }
+};
+
+template <typename T>
+void lab_planes_cpu(const ColorVarianceArgs& a) {
+  const T* rgb = static_cast<const T*>(a.rgb);
+  T* lab = static_cast<T*>(a.lab);
+  const int64_t plane = a.height * a.width;
+  at::parallel_for(0, a.batch * plane, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / plane, j = i % plane;
+      const T* src = rgb + b * 3 * plane + j;
+      const Lab<T> v = rgb_to_lab(src[0], src[plane], src[2 * plane]);
+      const LabC<T> c = with_chroma(v.L, v.a, v.b);
+      T* dst = lab + b * 4 * plane + j;
+      dst[0] = c.L;
+      dst[plane] = c.a;
+      dst[2 * plane] = c.b;
+      dst[3 * plane] = c.c;
+    }
+  });
+}
+
+template <typename T>
+struct Offset {
+  int dy, dx;
+  T weight_sq;
+};
+
+template <typename T>
+std::vector<Offset<T>> forward_offsets(int radius, double sigma) {
+  std::vector<Offset<T>> offsets;
+  for (int dy = 0; dy <= radius; ++dy) {
+    for (int dx = -radius; dx <= radius; ++dx) {
+      if (is_forward_offset(dy, dx)) {
+        offsets.push_back({dy, dx, static_cast<T>(gaussian_weight_squared(dy, dx, sigma))});
+      }
+    }
+  }
+  return offsets;
+}
+
+// The rows of each image are split into bands, one task each. A band computes every forward
+// pair of its rows once and adds it to both pixels, in a private accumulator of its rows plus
+// the `radius` rows below (where its pairs' second pixels may lie): no two tasks write the same
+// memory. A second pass sums, for each row, the accumulators that cover it.
+struct Bands {
+  int64_t rows, count, stride_rows;  // rows a band, bands an image, rows of an accumulator
+
+  Bands(int64_t batch, int64_t height, int radius) {
+    const int64_t tasks = 4 * at::get_num_threads();
+    const int64_t per_image = std::max<int64_t>(1, (tasks + batch - 1) / batch);
+    rows = std::max<int64_t>(8, (height + per_image - 1) / per_image);
+    count = (height + rows - 1) / rows;
+    stride_rows = rows + radius;
+  }
+};
+
+// (g ΔE00)² of the pairs (y, x) - (y + dy, x + dx) of one row, into e. A loop of its own, with
+// no stores but e: the compiler vectorises it (the float math of color.h is inline for that).
+template <typename T>
+void row_energies(const LabPlanes<T>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
+                  int64_t x_hi, T weight_sq, T* __restrict__ e) {
+  for (int64_t x = x_lo; x < x_hi; ++x) {
+    e[x] = weight_sq * delta_e2000_squared(lab.at(row_p + x), lab.at(row_q + x), T(1), T(1), T(1));
+  }
+}
+
+template <typename T>
+void accumulate_band(const ColorVarianceArgs& a, const std::vector<Offset<T>>& offsets,
+                     const LabPlanes<T>& lab, int64_t y0, int64_t y1, T* acc) {
+  const int64_t h = a.height, w = a.width;
+  std::vector<T> e(w);
+  for (int64_t y = y0; y < y1; ++y) {
+    for (const Offset<T>& o : offsets) {
+      const int64_t yq = y + o.dy;
+      if (yq >= h) continue;
+      const int64_t x_lo = std::max<int64_t>(0, -o.dx), x_hi = std::min<int64_t>(w, w - o.dx);
+      row_energies(lab, y * w, yq * w + o.dx, x_lo, x_hi, o.weight_sq, e.data());
+      T* acc_p = acc + (y - y0) * w;
+      T* acc_q = acc + (yq - y0) * w + o.dx;  // may overlap acc_p: two loops
+      for (int64_t x = x_lo; x < x_hi; ++x) acc_p[x] += e[x];
+      for (int64_t x = x_lo; x < x_hi; ++x) acc_q[x] += e[x];
+    }
+  }
+}
+
+template <typename T>
+void finish_rows(const ColorVarianceArgs& a, const Bands& bands, const T* acc, T* out) {
+  const int64_t h = a.height, w = a.width, r = a.radius;
+  at::parallel_for(0, a.batch * h, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / h, y = row % h;
+      const int64_t first = std::max<int64_t>(0, y - r) / bands.rows;
+      const int64_t last = std::min(bands.count - 1, y / bands.rows);
+      const int64_t ny = window_extent(y, h, r);
+      T* dst = out + row * w;
+      for (int64_t x = 0; x < w; ++x) {
+        T sum = 0;
+        for (int64_t j = first; j <= last; ++j) {
+          sum += acc[((b * bands.count + j) * bands.stride_rows + y - j * bands.rows) * w + x];
+        }
+        dst[x] = color_variance_value(sum, ny * window_extent(x, w, r) - 1);
+      }
+    }
+  });
+}
+
+template <typename T>
+void color_variance_cpu_typed(const ColorVarianceArgs& a, at::Tensor& scratch) {
+  lab_planes_cpu<T>(a);
+  const auto offsets = forward_offsets<T>(a.radius, a.sigma);
+  const Bands bands(a.batch, a.height, a.radius);
+  scratch.resize_({a.batch * bands.count * bands.stride_rows * a.width}).zero_();
+  T* acc = scratch.data_ptr<T>();
+  const int64_t plane = a.height * a.width;
+  at::parallel_for(0, a.batch * bands.count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / bands.count, y0 = (task % bands.count) * bands.rows;
+      const LabPlanes<T> lab{static_cast<const T*>(a.lab) + b * 4 * plane, plane};
+      accumulate_band(a, offsets, lab, y0, std::min(a.height, y0 + bands.rows),
+                      acc + task * bands.stride_rows * a.width);
+    }
+  });
+  finish_rows(a, bands, acc, static_cast<T*>(a.out));
+}
+
+at::Tensor rgb_to_lab_cpu(const at::Tensor& rgb) {
+  const at::Tensor x = color_pixels_operand(rgb, "rgb");
+  at::Tensor out = at::empty_like(x);
+  const ColorPixelsArgs a = make_color_pixels_args(x, nullptr, out, 1, 1, 1);
+  dispatch_compute(a.is_double, [&](auto tag) { rgb_to_lab_cpu_typed<decltype(tag)>(a); });
+  return out.to(rgb.scalar_type());
+}
+
+at::Tensor delta_e2000_cpu(const at::Tensor& lab1, const at::Tensor& lab2, double kl, double kc,
+                           double kh) {
+  const at::Tensor x = color_pixels_operand(lab1, "lab1");
+  const at::Tensor y = color_pixels_operand(lab2, "lab2").to(x.scalar_type());
+  at::Tensor out = at::empty({x.size(0), x.size(2)}, x.options());
+  const ColorPixelsArgs a = make_color_pixels_args(x, &y, out, kl, kc, kh);
+  dispatch_compute(a.is_double, [&](auto tag) { delta_e2000_cpu_typed<decltype(tag)>(a); });
+  return out.to(lab1.scalar_type());
+}
+
+at::Tensor color_variance_cpu(const at::Tensor& rgb, int64_t kernel_size, double sigma,
+                              bool normalize) {
+  const at::Tensor x = color_variance_operand(rgb, kernel_size, sigma);
+  at::Tensor lab = at::empty({x.size(0), 4, x.size(2), x.size(3)}, x.options());
+  at::Tensor out = at::empty({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+  at::Tensor scratch = at::empty({0}, x.options());
+  const ColorVarianceArgs a = make_color_variance_args(x, lab, out, kernel_size, sigma);
+  dispatch_compute(a.is_double,
+                   [&](auto tag) { color_variance_cpu_typed<decltype(tag)>(a, scratch); });
+  return (normalize ? normalize_by_max(out) : out).to(rgb.scalar_type());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastadv, CPU, m) {
+  m.impl("rgb_to_lab", &rgb_to_lab_cpu);
+  m.impl("delta_e2000", &delta_e2000_cpu);
+  m.impl("color_variance", &color_variance_cpu);
+}
+
+}  // namespace fastadv
