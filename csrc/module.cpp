@@ -15,15 +15,12 @@ TORCH_LIBRARY(fastadv, m) {
   m.def(
       "sign_step_(Tensor(a!) x, Tensor x0, Tensor grad, float step, Tensor? step_map, float eps, "
       "Tensor? eps_map, float lo, float hi, Tensor? mask, Tensor? active, float? quantum) -> ()");
-<<<<<<< HEAD
   m.def(
       "nearest_fill(Tensor labels, Tensor hide, bool with_distance) -> (Tensor filled, "
       "Tensor distance, Tensor empty)");
-=======
   m.def("rgb_to_lab(Tensor rgb) -> Tensor");
   m.def("delta_e2000(Tensor lab1, Tensor lab2, float kl, float kc, float kh) -> Tensor");
   m.def("color_variance(Tensor rgb, int kernel_size, float sigma, bool normalize) -> Tensor");
->>>>>>> color
 }
 
 namespace {
