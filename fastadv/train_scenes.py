@@ -79,7 +79,7 @@ def train_epoch(model, opt, images, labels, epoch, args, steps_per_epoch) -> flo
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         for group in opt.param_groups:
             group["lr"] = lr_at(epoch * steps_per_epoch + b, args.epochs * steps_per_epoch, args.lr)
-        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=0.05)
+        loss = F.cross_entropy(model(x), labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-images", type=int, default=6000)
     p.add_argument("--val-images", type=int, default=600)
     p.add_argument("--size", type=int, default=64, help="size the images are rendered at")
+    p.add_argument("--width", type=int, default=16, help="SceneNet's first-layer channels")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1)
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     train_x, train_y = cached("train", args.train_images, args.size, args.seed, args.cache)
     val_x, val_y = cached("val", args.val_images, args.size, args.seed, args.cache)
-    model = SceneNet(len(CLASSES))
+    model = SceneNet(len(CLASSES), args.width)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)  # fmt: skip
     ckpt = args.cache / f"{args.out.stem}.ckpt.safetensors"

@@ -9,6 +9,8 @@ distinct to a classifier but no two images are alike.
 
 Image `i` of a split is a pure function of (seed, split, i, size): the same arguments give the
 same pixels on every machine (torch's CPU generator), and the val split never overlaps train.
+torch's CPU generator keeps 32 bits of a seed, so the seed of image i is packed into 32 bits
+without collisions: split (1 bit) | seed (7 bits) | i (24 bits).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ CLASSES = (
     "corridor",
 )
 SPLITS = {"train": 0, "val": 1}
-_SPLIT_STRIDE = 1 << 40  # seeds of the two splits never meet for any index below 2**40
+MAX_SEED, MAX_LENGTH = 1 << 7, 1 << 24  # the packed 32-bit generator seed (module docstring)
 
 
 class _Canvas:
@@ -264,16 +266,30 @@ _PAINTERS: dict[str, Callable[[_Canvas], None]] = {
 }
 
 
+def _texture(label: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Fine texture [3, H, W] of unit scale: white noise through the class's own 5x5 filter
+    (fixed per class), standing in for the foliage, ripples, grain and brickwork whose
+    fine-scale statistics photo classifiers lean on."""
+    kernel = torch.randn(3, 1, 5, 5, generator=torch.Generator().manual_seed(7919 + label))
+    kernel = kernel / kernel.flatten(1).norm(dim=1).view(3, 1, 1, 1)
+    noise = torch.randn(1, 3, size + 4, size + 4, generator=gen)
+    return F.conv2d(noise, kernel, groups=3)[0]
+
+
 def render(label: int, size: int, gen: torch.Generator) -> torch.Tensor:
-    """One image [3, size, size] in [0, 1] of class `label`: the class painter, then a global
-    photometric jitter (brightness b, contrast k: x -> k (x - 0.5) + 0.5 + b) and pixel noise."""
+    """One image [3, size, size] in [0, 1] of class `label`: the class painter, a random
+    mirror, then a photometric jitter strong enough that colour alone does not name the class
+    (per-channel gains g, contrast k, brightness b: x -> k (g x - 0.5) + 0.5 + b) and sensor
+    grain of a random strength."""
     c = _Canvas(size, gen)
     _PAINTERS[CLASSES[label]](c)
     if c.u() < 0.5:
         c.img = c.img.flip(-1)
-    b, k = c.u(-0.08, 0.08), c.u(0.85, 1.15)
-    grain = 0.02 * torch.randn(3, size, size, generator=gen)
-    return (k * (c.img - 0.5) + 0.5 + b + grain).clamp(0, 1)
+    c.img = c.img + c.u(0.03, 0.08) * _texture(label, size, gen)
+    gains = (0.75 + 0.5 * torch.rand(3, generator=gen)).view(3, 1, 1)
+    b, k = c.u(-0.1, 0.1), c.u(0.75, 1.25)
+    grain = c.u(0.0, 0.01) * torch.randn(3, size, size, generator=gen)
+    return (k * (gains * c.img - 0.5) + 0.5 + b + grain).clamp(0, 1)
 
 
 class SynthScenes(torch.utils.data.Dataset):
@@ -287,10 +303,14 @@ class SynthScenes(torch.utils.data.Dataset):
     def __init__(self, split: str = "train", length: int | None = None, size: int = 64, seed=0):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        if not 0 <= int(seed) < MAX_SEED:
+            raise ValueError(f"seed must be in [0, {MAX_SEED}), got {seed}")
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
         self.split, self.size, self.seed = split, int(size), int(seed)
         self.length = int(length if length is not None else (6000 if split == "train" else 600))
+        if not 0 <= self.length <= MAX_LENGTH:
+            raise ValueError(f"length must be in [0, {MAX_LENGTH}], got {self.length}")
 
     def __len__(self) -> int:
         return self.length
@@ -299,8 +319,8 @@ class SynthScenes(torch.utils.data.Dataset):
         if not 0 <= i < self.length:
             raise IndexError(f"index {i} out of range for {self.length} images")
         label = i % len(CLASSES)
-        seed = (self.seed * 2 + SPLITS[self.split]) * _SPLIT_STRIDE + i
-        gen = torch.Generator().manual_seed(seed % (1 << 63))
+        seed = (SPLITS[self.split] << 31) | (self.seed << 24) | i
+        gen = torch.Generator().manual_seed(seed)
         return render(label, self.size, gen), label
 
     def tensors(self, count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -64,7 +64,7 @@ def save_classifier(model: nn.Module, path, arch: str, classes=None) -> None:
 def load_classifier(name_or_path: str = DEFAULT) -> tuple[nn.Module, list[str] | None]:
     """(model in eval mode, class names or None) from a shipped name ("scene-cnn") or a
     .safetensors file whose metadata names its "arch" ("scenenet" or "resnet50"; the number of
-    classes comes from the final layer's weight). Never unpickles anything."""
+    classes and SceneNet's width come from the weights' shapes). Never unpickles anything."""
     path = _resolve(name_or_path)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
@@ -77,7 +77,10 @@ def load_classifier(name_or_path: str = DEFAULT) -> tuple[nn.Module, list[str] |
         )
     if "fc.weight" not in state:
         raise ValueError(f"{path}: no 'fc.weight' tensor; not a {arch} state dict")
-    model = _ARCHS[arch](num_classes=state["fc.weight"].shape[0])
+    kwargs = {"num_classes": state["fc.weight"].shape[0]}
+    if arch == "scenenet":
+        kwargs["width"] = state["features.0.weight"].shape[0]
+    model = _ARCHS[arch](**kwargs)
     model.load_state_dict(state, strict=True)
     classes = json.loads(meta["classes"]) if "classes" in meta else None
     return model.eval(), classes
