@@ -36,7 +36,7 @@ from fastadv.experiments.protect import QuantisedScenes
 from fastadv.models.scene import load_classifier
 
 BATCH, SIZE = 16, 256
-DEFAULTS = {"multiplier": 0.1, "l1_weight": 1.0, "steps": 100, "lr": 0.01}
+DEFAULTS = {"multiplier": 0.2, "l1_weight": 1.0, "steps": 200, "lr": 0.01}
 
 
 def cv_pire_style(model, image: torch.Tensor, label: torch.Tensor) -> bool:

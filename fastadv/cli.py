@@ -155,9 +155,9 @@ def _protect_parser(p):
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--condition", choices=["top1", "top5", "top1-50"], default="top1")
     p.add_argument("--model", default="scene-cnn", help="shipped weights name or .safetensors file")
-    p.add_argument("--multiplier", type=float, default=0.1, help="m in pT = m * cV")
+    p.add_argument("--multiplier", type=float, default=0.2, help="m in pT = m * cV")
     p.add_argument("--l1-weight", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default=None)
@@ -190,6 +190,8 @@ def _protect(args) -> int:
         rows.append((path.name, *row))
         failed += not row[2]
     _print_protect_summary(rows)
+    done = sum(row[3] for row in rows)
+    print(f"{done} of {len(args.images)} images protected ({args.condition}); see {args.out}")
     return 1 if failed else 0
 
 

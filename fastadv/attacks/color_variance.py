@@ -79,10 +79,10 @@ def color_variance_attack(
     x: torch.Tensor,
     labels: torch.Tensor | None = None,
     *,
-    multiplier: float = 0.1,
+    multiplier: float = 0.2,
     condition: str | Condition = "top1",
     l1_weight: float = 1.0,
-    steps: int = 100,
+    steps: int = 200,
     lr: float = 0.01,
     kernel_size: int = 3,
     sigma: float = 1.0,
@@ -90,7 +90,7 @@ def color_variance_attack(
     backend: str = "auto",
 ) -> ProtectResult:
     """Protects images x [B, 3, H, W] in [0, 1] from a classifier by Algorithm 1 (module
-    docstring). The defaults (m = 0.1, α = 1, T = 100, Adam lr = 0.01, a 3x3 window with
+    docstring). The defaults (m = 0.2, α = 1, T = 200, Adam lr = 0.01, a 3x3 window with
     σ = 1) were chosen by measurement on SynthScenes; see docs/protect.md.
 
     Returns a ProtectResult; `success[b]` is the condition evaluated on the returned image

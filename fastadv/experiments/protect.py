@@ -6,7 +6,7 @@ paper. Per run: top-1 and top-5 accuracy after protection, SSIM and mean CIEDE20
 original, L-inf in pixel units, success rate, Adam iterations and seconds per image. Runs
 prefixed "uniform:" replace the colour-variance bound by a uniform one of equal mean budget.
 
-    python -m fastadv.experiments.protect --out runs/protect --images 96 --size 128
+    python -m fastadv.experiments.protect --out runs/protect --images 48 --size 128
 
 Resumable (fastadv.experiments.harness): a killed run picks up where it stopped.
 """
@@ -158,7 +158,7 @@ def panel(model, classes, image, label, attack_kwargs, path: Path) -> Path:
     x, y = image[None], torch.tensor([label])
     runs = ("Top1-L1", "Top1-L1-50", "Top5-L1")
     advs = [_attack(model, x, y, run, attack_kwargs).adv for run in runs]
-    fig, axes = plt.subplots(2, 1 + len(runs), figsize=(3.2 * (1 + len(runs)), 7))
+    fig, axes = plt.subplots(2, 1 + len(runs), figsize=(3.2 * (1 + len(runs)), 8))
     cv = color_variance(x)[0, 0]
     tiles = [("original", x, axes[0, 0]), ("colour variance", cv, axes[1, 0])]
     tiles += [
@@ -191,7 +191,7 @@ def _show(model, classes, title, image, ax) -> None:
     ax.set_yticks([])
 
 
-def run(model, classes, out_dir, *, images=96, size=128, batch_size=16, progress=True, **kw):
+def run(model, classes, out_dir, *, images=48, size=128, batch_size=16, progress=True, **kw):
     """Runs (or resumes) the study into out_dir: table.csv, table.md, panel.png; returns rows."""
     out_dir = Path(out_dir)
     dataset = QuantisedScenes(images, size)
@@ -209,11 +209,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/protect"))
     p.add_argument("--model", default="scene-cnn", help="shipped name or .safetensors file")
-    p.add_argument("--images", type=int, default=96, help="SynthScenes val images")
+    p.add_argument("--images", type=int, default=48, help="SynthScenes val images")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--multiplier", type=float, default=0.1)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--multiplier", type=float, default=0.2)
     p.add_argument("--l1-weight", type=float, default=1.0)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=1)
