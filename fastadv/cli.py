@@ -181,7 +181,9 @@ def _protect(args) -> int:
         try:
             x = read_image(path)[None].to(device)
         except (OSError, ValueError) as error:
-            tqdm.write(f"fastadv: skipping {path}: cannot read it as an image ({error})")
+            tqdm.write(
+                f"fastadv: skipping {path}: cannot read it as an image ({error})", sys.stderr
+            )
             failed += 1
             continue
         row = _protect_one(

@@ -140,3 +140,23 @@ def test_bad_inputs():
         color_variance_attack(net, x, multiplier=-1.0, steps=1)
     with pytest.raises(ValueError, match="bound"):
         color_variance_attack(net, x, bound="linf", steps=1)
+
+
+def test_protect_cli_writes_pngs_and_goes_on_past_bad_files(tmp_path, capsys):
+    from PIL import Image
+
+    from fastadv.cli import main
+
+    image = tmp_path / "scene_protected.png"  # named like an output: must not be overwritten
+    Image.fromarray((images(b=1, size=32)[0] * 255).byte().permute(1, 2, 0).numpy()).save(image)
+    before = image.read_bytes()
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    argv = ["protect", str(image), str(bad), "--steps", "2", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "JPEG" in err and "cannot read" in err and "broken.jpg" in err
+    assert image.read_bytes() == before
+    written = tmp_path / "scene_protected_protected.png"
+    assert written.exists() and Image.open(written).size == (32, 32)
+    assert "scene_protected.png" in out and "of 2 images protected" in out
