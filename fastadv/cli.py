@@ -2,6 +2,7 @@
 
 fastadv hide IMAGE... --classes person --eps 10 [--restrict after|during]
                         [--model NAME|FILE] --out DIR
+fastadv protect IMAGE... [--condition top1|top5|top1-50] [--model NAME|FILE] --out DIR
 fastadv experiment hide|robustness|mindseye [...]
 fastadv demo [--out DIR]
 """
@@ -23,6 +24,9 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _hide_parser(
         commands.add_parser("hide", help="hide classes from a segmentation model in your images")
+    )
+    _protect_parser(
+        commands.add_parser("protect", help="protect your images from a scene classifier")
     )
     experiment = commands.add_parser("experiment", help="run a paper's study (resumable)")
     studies = experiment.add_subparsers(dest="study", required=True)
@@ -161,6 +165,97 @@ def _hide(args) -> int:
         shown = "no class" if hidden != hidden else f"{100 * hidden:.1f}%"
         print(f"{path.name[:40]:40} {shown:>8} {result.iterations[0].item():>10}  {out}")
     return 1 if failed else 0
+
+
+JPEG_WARNING = (
+    "fastadv: the protected images are lossless PNGs; re-encoding them as JPEG (as many sites "
+    "do on upload) or resizing them can undo the protection"
+)
+
+
+def _protect_parser(p):
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--condition", choices=["top1", "top5", "top1-50"], default="top1")
+    p.add_argument("--model", default="scene-cnn", help="shipped weights name or .safetensors file")
+    p.add_argument("--multiplier", type=float, default=0.2, help="m in pT = m * cV")
+    p.add_argument("--l1-weight", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_protect)
+
+
+def _protect(args) -> int:
+    """Sweere et al.'s colour-variance protection of each image; a summary table at the end."""
+    from tqdm import tqdm
+
+    from fastadv.models.scene import load_classifier
+
+    device = _device(args.device)
+    model, classes = load_classifier(args.model)
+    model.to(device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    inputs = {p.resolve() for p in args.images}
+    print(JPEG_WARNING, file=sys.stderr)
+    rows, failed = [], 0
+    for path in tqdm(args.images, desc="protect", unit="img"):
+        try:
+            x = read_image(path)[None].to(device)
+        except (OSError, ValueError) as error:
+            tqdm.write(
+                f"fastadv: skipping {path}: cannot read it as an image ({error})", sys.stderr
+            )
+            failed += 1
+            continue
+        row = _protect_one(
+            model, classes, x, args, free_path(args.out / f"{path.stem}_protected.png", inputs)
+        )
+        rows.append((path.name, *row))
+        failed += not row[2]
+    _print_protect_summary(rows)
+    done = sum(row[3] for row in rows)
+    print(f"{done} of {len(args.images)} images protected ({args.condition}); see {args.out}")
+    return 1 if failed else 0
+
+
+def _protect_one(model, classes, x, args, out: Path) -> tuple:
+    """Protects one image [1, 3, H, W], writes the PNG; (before, after, protected, iterations,
+    output), the labels as "class (probability)" of what the PNG holds."""
+    from PIL import Image
+
+    from fastadv.attacks import color_variance_attack
+    from fastadv.attacks.color_variance import condition_met
+    from fastadv.experiments.panels import to_uint8
+
+    result = color_variance_attack(
+        model,
+        x,
+        condition=args.condition,
+        multiplier=args.multiplier,
+        l1_weight=args.l1_weight,
+        steps=args.steps,
+        lr=args.lr,
+    )
+    pixels = to_uint8(result.adv[0])
+    Image.fromarray(pixels.numpy()).save(out)
+    saved = pixels.permute(2, 0, 1)[None].to(x.device).float() / 255  # what the PNG holds
+    with torch.no_grad():
+        before, after = model(x), model(saved)
+    protected = bool(condition_met(args.condition, after, result.labels)[0])
+    return _top1(before, classes), _top1(after, classes), protected, int(result.iterations[0]), out
+
+
+def _top1(logits, classes) -> str:
+    p, k = logits.softmax(1)[0].max(0)
+    return f"{classes[k] if classes else int(k)} ({p.item():.2f})"
+
+
+def _print_protect_summary(rows) -> None:
+    print(f"{'image':32} {'before':22} {'after':22} {'protected':>9} {'iter':>5}  output")
+    for name, before, after, protected, iterations, out in rows:
+        shown = "yes" if protected else "NO"
+        print(f"{name[:32]:32} {before:22} {after:22} {shown:>9} {iterations:>5}  {out}")
 
 
 def _study_common(p, out: str):

@@ -2,6 +2,7 @@
 
 from fastadv.data.cityscapes import CLASS_NAMES, PAPER_SIZE, Cityscapes, to_train_ids
 from fastadv.data.rendered import RenderedObjects
+from fastadv.data.scenes import SynthScenes
 from fastadv.data.synthcity import IGNORE_INDEX, SYNTHCITY_CLASSES, SynthCity, render_scene
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Cityscapes",
     "RenderedObjects",
     "SynthCity",
+    "SynthScenes",
     "render_scene",
     "to_train_ids",
 ]

@@ -10,6 +10,7 @@ from fastadv.models.crf import CRFModel, DenseCRF, fully_connected_crf
 from fastadv.models.deeplab import DeepLabLite
 from fastadv.models.fcn import FCN8s, compact_fcn8s, fcn8s_vgg16
 from fastadv.models.multiscale import MultiScale
+from fastadv.models.scene import SceneNet, load_classifier
 from fastadv.models.weights import (
     ARCHITECTURES,
     PRETRAINED,
@@ -29,12 +30,14 @@ __all__ = [
     "FCN8s",
     "MultiScale",
     "Normalize",
+    "SceneNet",
     "WeightsError",
     "compact_fcn8s",
     "create",
     "fcn8s_vgg16",
     "fully_connected_crf",
     "load",
+    "load_classifier",
     "load_weights",
     "mindseye",
     "save_weights",

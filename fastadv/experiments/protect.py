@@ -1,0 +1,231 @@
+"""Sweere et al.'s Table 1 on SynthScenes, and their Fig. 1-like panel.
+
+The five submitted runs (Top1-L1, Top1-L1-50, Top1-noL1, Top5-L1, Top5-noL1) protect each val
+image from the scene classifier with Algorithm 1; c0 is the ground-truth label, as in the
+paper. Per run: top-1 and top-5 accuracy after protection, SSIM and mean CIEDE2000 against the
+original, L-inf in pixel units, success rate, Adam iterations and seconds per image. Runs
+prefixed "uniform:" replace the colour-variance bound by a uniform one of equal mean budget.
+
+    python -m fastadv.experiments.protect --out runs/protect --images 48 --size 128
+
+Resumable (fastadv.experiments.harness): a killed run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from fastadv import metrics
+from fastadv.attacks import color_variance_attack
+from fastadv.data.scenes import SynthScenes
+from fastadv.experiments import harness, report
+from fastadv.experiments.panels import to_uint8
+from fastadv.models.scene import load_classifier
+from fastadv.ops import color_variance
+
+RUNS = {  # name: (condition, uses the L1 term)
+    "Top1-L1": ("top1", True),
+    "Top1-L1-50": ("top1-50", True),
+    "Top1-noL1": ("top1", False),
+    "Top5-L1": ("top5", True),
+    "Top5-noL1": ("top5", False),
+}
+THEIRS = {  # their Table 1 on Places365 (ResNet-50): top-1, top-5 accuracy, SSIM
+    "Original": (1.00, 1.00, 1.00),
+    "Top1-L1": (0.00, 0.99, 0.9994),
+    "Top1-L1-50": (0.00, 0.93, 0.9992),
+    "Top1-noL1": (0.00, 0.52, 0.9975),
+    "Top5-L1": (0.00, 0.00, 0.9614),
+    "Top5-noL1": (0.00, 0.00, 0.8955),
+}
+COLUMNS = {
+    "run": "run",
+    "images": "images",
+    "top1_acc": "top-1 acc.",
+    "top5_acc": "top-5 acc.",
+    "ssim": "SSIM",
+    "delta_e": "mean ΔE00",
+    "linf_px": "L∞ (px)",
+    "success": "success",
+    "iterations": "iterations",
+    "seconds": "s / image",
+    "their_top1": "theirs: top-1",
+    "their_top5": "theirs: top-5",
+    "their_ssim": "theirs: SSIM",
+}
+
+
+class QuantisedScenes:
+    """SynthScenes val images rounded to the uint8 grid (as decoded photos are), with tensor
+    labels for the harness."""
+
+    def __init__(self, images: int, size: int):
+        self.scenes = SynthScenes("val", images, size)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, i: int):
+        image, label = self.scenes[i]
+        return (image * 255).round() / 255, torch.tensor(label)
+
+
+def settings(runs=tuple(RUNS), uniform=("Top1-L1", "Top5-L1")) -> list[str]:
+    return ["Original", *runs, *(f"uniform:{r}" for r in uniform)]
+
+
+def make_evaluate(model, attack_kwargs: dict):
+    """The harness's evaluate: one color_variance_attack a batch, metrics per image."""
+
+    def evaluate(setting, images, labels):
+        start = time.perf_counter()
+        if setting == "Original":
+            adv, success, iterations = images, torch.zeros_like(labels, dtype=torch.bool), None
+        else:
+            result = _attack(model, images, labels, setting, attack_kwargs)
+            adv, success, iterations = result.adv, result.success, result.iterations
+        seconds = (time.perf_counter() - start) / images.shape[0]
+        with torch.no_grad():
+            top5 = model(adv).topk(5, dim=1).indices
+        ssim = metrics.ssim(adv, images)
+        delta_e = metrics.mean_delta_e2000(adv, images)
+        linf = (adv - images).flatten(1).abs().amax(1) * 255
+        return [
+            {
+                "top1": float(top5[i, 0] == labels[i]),
+                "top5": float((top5[i] == labels[i]).any()),
+                "ssim": ssim[i].item(),
+                "delta_e": delta_e[i].item(),
+                "linf_px": linf[i].item(),
+                "success": float(success[i]),
+                "iterations": 0 if iterations is None else int(iterations[i]),
+                "seconds": seconds,
+            }
+            for i in range(images.shape[0])
+        ]
+
+    return evaluate
+
+
+def _attack(model, images, labels, setting, attack_kwargs):
+    bound, name = ("uniform", setting[8:]) if setting.startswith("uniform:") else ("", setting)
+    condition, l1 = RUNS[name]
+    kwargs = dict(attack_kwargs, condition=condition)
+    if not l1:
+        kwargs["l1_weight"] = 0.0
+    torch.manual_seed(0)  # the random start of Algorithm 1, the same for every run
+    return color_variance_attack(model, images, labels, bound=bound or "color_variance", **kwargs)
+
+
+def table(summary: dict[str, dict]) -> list[dict]:
+    """One row a run: means over images, and their Table 1 figures beside ours."""
+    rows = []
+    for setting, s in summary.items():
+        mean = {k: sum(s[k]) / len(s[k]) for k in ("top1", "top5", "ssim", "delta_e", "seconds")}
+        theirs = THEIRS.get(setting, (float("nan"),) * 3)
+        rows.append(
+            {
+                "run": setting,
+                "images": s["count"],
+                "top1_acc": mean["top1"],
+                "top5_acc": mean["top5"],
+                "ssim": mean["ssim"],
+                "delta_e": mean["delta_e"],
+                "linf_px": max(s["linf_px"]),
+                "success": sum(s["success"]) / s["count"],
+                "iterations": sum(s["iterations"]) / s["count"],
+                "seconds": mean["seconds"],
+                "their_top1": theirs[0],
+                "their_top5": theirs[1],
+                "their_ssim": theirs[2],
+            }
+        )
+    return rows
+
+
+def panel(model, classes, image, label, attack_kwargs, path: Path) -> Path:
+    """Their Fig. 1 for one image: original, colour-variance map, then per condition the
+    protected image (top-2 labels and probabilities under each) and its perturbation x20."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = image[None], torch.tensor([label])
+    runs = ("Top1-L1", "Top1-L1-50", "Top5-L1")
+    advs = [_attack(model, x, y, run, attack_kwargs).adv for run in runs]
+    fig, axes = plt.subplots(2, 1 + len(runs), figsize=(3.2 * (1 + len(runs)), 8))
+    cv = color_variance(x)[0, 0]
+    tiles = [("original", x, axes[0, 0]), ("colour variance", cv, axes[1, 0])]
+    tiles += [
+        (run, adv, axes[0, i + 1]) for i, (run, adv) in enumerate(zip(runs, advs, strict=True))
+    ]
+    for ax_tile in tiles:
+        _show(model, classes, *ax_tile)
+    for i, (run, adv) in enumerate(zip(runs, advs, strict=True)):
+        ax = axes[1, i + 1]
+        ax.imshow(to_uint8((0.5 + 20 * (adv - x))[0]).numpy())
+        ax.set_title(f"{run}: perturbation x20", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _show(model, classes, title, image, ax) -> None:
+    """One tile; images get their top-2 labels and probabilities underneath."""
+    if image.dim() == 2:
+        ax.imshow(image.numpy(), cmap="magma")
+    else:
+        ax.imshow(to_uint8(image[0]).numpy())
+        with torch.no_grad():
+            p, k = model(image).softmax(1)[0].topk(2)
+        ax.set_xlabel("\n".join(f"{classes[j]}: {q:.3f}" for q, j in zip(p, k, strict=True)))
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def run(model, classes, out_dir, *, images=48, size=128, batch_size=16, progress=True, **kw):
+    """Runs (or resumes) the study into out_dir: table.csv, table.md, panel.png; returns rows."""
+    out_dir = Path(out_dir)
+    dataset = QuantisedScenes(images, size)
+    summary = harness.run(settings(), dataset, make_evaluate(model, kw), out_dir / "records",
+                          batch_size=batch_size, progress=progress)  # fmt: skip
+    rows = table(summary)
+    report.write_csv(rows, out_dir / "table.csv")
+    (out_dir / "table.md").write_text(report.markdown_table(rows, COLUMNS) + "\n")
+    image, label = dataset[0]
+    panel(model, classes, image, int(label), kw, out_dir / "panel.png")
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/protect"))
+    p.add_argument("--model", default="scene-cnn", help="shipped name or .safetensors file")
+    p.add_argument("--images", type=int, default=48, help="SynthScenes val images")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--multiplier", type=float, default=0.2)
+    p.add_argument("--l1-weight", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, classes = load_classifier(args.model)
+    rows = run(model, classes, args.out, images=args.images, size=args.size,
+               batch_size=args.batch, steps=args.steps, multiplier=args.multiplier,
+               l1_weight=args.l1_weight, lr=args.lr)  # fmt: skip
+    print(report.markdown_table(rows, COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Sweere et al.'s Algorithm 1 (fastadv.attacks.color_variance_attack) on small seeded models."""
+
+import pytest
+import torch
+from torch import nn
+
+from fastadv.attacks import color_variance_attack
+from fastadv.attacks.color_variance import _adam_step, condition_met
+
+
+def model(num_classes=10, seed=0):
+    """A small classifier whose logits depend on the image (no bias), so attacks can move them."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, num_classes, bias=False),
+    )
+    with torch.no_grad():
+        net[0].weight.mul_(4)
+        net[4].weight.mul_(10)
+    return net
+
+
+def images(b=6, size=16, seed=0):
+    """Random images on the uint8 grid, the last one flat (zero colour variance)."""
+    x = torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    x = (x * 255).round() / 255
+    x[-1] = 128 / 255
+    return x
+
+
+KW = {"multiplier": 0.5, "steps": 40, "lr": 0.02, "l1_weight": 0.1}
+
+
+@pytest.mark.parametrize("condition", ["top1", "top5", "top1-50"])
+def test_invariants(condition):
+    torch.manual_seed(1)
+    net, x = model(), images()
+    r = color_variance_attack(net, x, condition=condition, **KW)
+    v = r.adv - x
+    assert (v.abs() <= r.threshold + 1e-6).all()
+    assert torch.allclose(v * 255, (v * 255).round(), atol=1e-4)
+    assert v[-1].abs().max() == 0 and r.threshold[-1].max() == 0
+    assert not r.success[-1]
+    with torch.no_grad():
+        assert torch.equal(r.success, condition_met(condition, net(r.adv), r.labels))
+    assert r.success[:-1].float().mean() >= 0.6
+    assert ((r.iterations >= 0) & (r.iterations <= KW["steps"])).all()
+
+
+def test_conditions_mean_what_they_say():
+    logits = torch.tensor([[5.0, 4.0, 3, 2, 1, 0], [5.0, 4.9, 3, 2, 1, 0], [0.0, 9, 1, 2, 3, 4]])
+    c0 = torch.tensor([1, 1, 0])
+    assert condition_met("top1", logits, c0).tolist() == [True, True, True]
+    assert condition_met("top1-50", logits, c0).tolist() == [True, False, True]
+    assert condition_met("top5", logits, c0).tolist() == [False, False, True]
+    custom = condition_met(lambda lg, c: lg.argmax(1) == 0, logits, c0)
+    assert custom.tolist() == [True, True, False]
+
+
+def test_callable_condition_and_given_labels():
+    torch.manual_seed(2)
+    net, x = model(), images()
+    labels = torch.arange(6) % 10
+
+    def not_label_nor_2(logits, c0):
+        top = logits.argmax(1)
+        return (top != c0) & (top != 2)
+
+    r = color_variance_attack(net, x, labels, condition=not_label_nor_2, **KW)
+    assert torch.equal(r.labels, labels)
+    with torch.no_grad():
+        top = net(r.adv).argmax(1)
+    assert torch.equal(r.success, (top != labels) & (top != 2))
+
+
+def test_samples_do_not_disturb_each_other():
+    """Sample 0's run is the same whatever its batch neighbour does (same random draws)."""
+    net, x = model(), images(b=3)
+    runs = []
+    for other in (x[1], x[2]):
+        torch.manual_seed(3)
+        runs.append(color_variance_attack(net, torch.stack([x[0], other]), **KW))
+    assert torch.equal(runs[0].adv[0], runs[1].adv[0])
+    assert runs[0].iterations[0] == runs[1].iterations[0]
+
+
+def test_adam_step_is_torch_adam():
+    torch.manual_seed(4)
+    v0 = torch.randn(2, 3, 4, 4)
+    p = nn.Parameter(v0.clone())
+    opt = torch.optim.Adam([p], lr=0.03)
+    v, m, s = v0.clone(), torch.zeros_like(v0), torch.zeros_like(v0)
+    for t in range(1, 4):
+        g = torch.randn_like(v0)
+        p.grad = g.clone()
+        opt.step()
+        v = _adam_step(v, g, m, s, t, 0.03)
+    torch.testing.assert_close(v, p.detach())
+
+
+def test_uniform_bound_has_equal_mean_budget():
+    torch.manual_seed(5)
+    x = images()
+    cv = color_variance_attack(model(), x, steps=0, multiplier=0.3)
+    uni = color_variance_attack(model(), x, steps=0, multiplier=0.3, bound="uniform")
+    torch.testing.assert_close(uni.threshold.mean((1, 2, 3)), cv.threshold.mean((1, 2, 3)))
+    assert (uni.threshold == uni.threshold[:, :, :1, :1]).all()
+
+
+def test_l1_term_shrinks_the_perturbation():
+    net, x = model(), images()
+    sizes = []
+    for alpha in (0.0, 50.0):
+        torch.manual_seed(6)
+        r = color_variance_attack(net, x, condition=lambda lg, c: torch.zeros_like(c, dtype=bool),
+                                  multiplier=0.5, steps=15, lr=0.02, l1_weight=alpha)  # fmt: skip
+        sizes.append((r.adv - x).abs().mean())
+    assert sizes[1] < sizes[0]
+
+
+def test_bad_inputs():
+    net, x = model(), images()
+    with pytest.raises(ValueError, match="RGB"):
+        color_variance_attack(nn.Conv2d(1, 3, 1), x[:, :1], steps=1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        color_variance_attack(net, x * 2, steps=1)
+    with pytest.raises(ValueError, match="more than 5 classes"):
+        color_variance_attack(model(num_classes=4), x, condition="top5", steps=1)
+    with pytest.raises(ValueError, match="condition"):
+        color_variance_attack(net, x, condition="top3", steps=1)
+    with pytest.raises(ValueError, match="labels"):
+        color_variance_attack(net, x, torch.full((6,), 10), steps=1)
+    with pytest.raises(ValueError, match="labels"):
+        color_variance_attack(net, x, torch.full((6,), -1), steps=1)
+    with pytest.raises(ValueError, match="multiplier"):
+        color_variance_attack(net, x, multiplier=-1.0, steps=1)
+    with pytest.raises(ValueError, match="bound"):
+        color_variance_attack(net, x, bound="linf", steps=1)
+
+
+def test_protect_cli_writes_pngs_and_goes_on_past_bad_files(tmp_path, capsys):
+    from PIL import Image
+
+    from fastadv.cli import main
+
+    image = tmp_path / "scene_protected.png"  # named like an output: must not be overwritten
+    Image.fromarray((images(b=1, size=32)[0] * 255).byte().permute(1, 2, 0).numpy()).save(image)
+    before = image.read_bytes()
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not an image")
+    argv = ["protect", str(image), str(bad), "--steps", "2", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "JPEG" in err and "cannot read" in err and "broken.jpg" in err
+    assert image.read_bytes() == before
+    written = tmp_path / "scene_protected_protected.png"
+    assert written.exists() and Image.open(written).size == (32, 32)
+    assert "scene_protected.png" in out and "of 2 images protected" in out
