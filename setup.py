@@ -38,10 +38,18 @@ def extension():
     version = read_version()
     # No FP traps are used, and without them gcc may turn selects into min/max and vectorise.
     cxx = ["-O3", "-fno-trapping-math", f'-DFASTADV_VERSION="{version}"']
+    # at::parallel_for is a header template: without -fopenmp it runs serially in our code even
+    # though torch's own kernels are threaded. The libgomp torch has loaded is the one used.
+    link = []
+    if torch.backends.openmp.is_available():
+        cxx.append("-fopenmp")
+        link.append("-fopenmp")
     cpp_sources = sources("csrc/*.cpp")
     if not want_cuda():
         print(f"fastadv {version}: building the C++ (CPU) kernels; CUDA skipped")
-        return CppExtension("fastadv._C", cpp_sources, extra_compile_args={"cxx": cxx})
+        return CppExtension(
+            "fastadv._C", cpp_sources, extra_compile_args={"cxx": cxx}, extra_link_args=link
+        )
 
     archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or DEFAULT_ARCHS
     os.environ["TORCH_CUDA_ARCH_LIST"] = archs  # read by torch's build helper
@@ -52,6 +60,7 @@ def extension():
         "fastadv._C",
         cpp_sources + cuda_sources,
         extra_compile_args={"cxx": cxx + defines, "nvcc": ["-O3", "-std=c++17", *defines]},
+        extra_link_args=link,
     )
 
 

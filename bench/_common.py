@@ -36,7 +36,28 @@ def time_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: float
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    q = torch.tensor(times, dtype=torch.float64).quantile(
+    return _quantiles(times)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], device, rounds: int = 5) -> dict:
+    """{name: (median, p20, p80) ms} for long-running candidates compared with each other. On
+    the CPU they run in turns, round after round, so a change in the machine's load falls on
+    all of them alike; on a GPU each is timed by time_ms."""
+    if device.type == "cuda":
+        return {name: time_ms(fn, device) for name, fn in fns.items()}
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: _quantiles(t) for name, t in times.items()}
+
+
+def _quantiles(times_ms) -> tuple:
+    q = torch.tensor(times_ms, dtype=torch.float64).quantile(
         torch.tensor(QUANTILES, dtype=torch.float64)
     )
     return tuple(q.tolist())

@@ -90,6 +90,68 @@ def test_model_is_left_as_found():
     assert all(p.grad is None for p in model.parameters())
 
 
+def _count_forwards(model):
+    calls = []
+    model.register_forward_hook(lambda m, inp, out: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("evaluate", [True, False])
+def test_clean_pass_is_the_first_iteration(evaluate):
+    """I-FGSM costs its steps in forward passes, plus one for the success flags; PGD one more
+    for the clean pass its random start cannot reuse."""
+    model, x = classifier(), images()
+    calls = _count_forwards(model)
+    plain = ifgsm(model, x, eps=4 / 255, steps=5, evaluate=evaluate)
+    assert len(calls) == 5 + evaluate
+    calls.clear()
+    random = pgd(model, x, eps=4 / 255, steps=5, evaluate=evaluate)
+    assert len(calls) == 6 + evaluate
+    if evaluate:
+        assert plain.success.shape == random.success.shape == (4,)
+    else:
+        assert plain.success is None and random.success is None
+        with pytest.raises(ValueError, match="evaluate=False"):
+            _ = plain.success_rate
+
+
+def test_early_stopped_samples_need_no_final_pass():
+    model, x = classifier(seed=1), images(8, seed=1)
+    calls = _count_forwards(model)
+    result = ifgsm(model, x, eps=32 / 255, alpha=4 / 255, steps=30, early_stop=True)
+    assert result.success.all(), "every sample should flip within the budget"
+    assert len(calls) == int(result.iterations.max()) + 1  # the loop's passes only
+    with torch.no_grad():
+        flipped = model(result.adv).argmax(1) != model(x).argmax(1)
+    assert flipped.all()
+
+
+def test_evaluate_false_gives_the_same_images():
+    model, x = segmenter(seed=2), images(2, seed=2)
+    kw = {"eps": 4 / 255, "steps": 4, "least_likely": True}
+    torch.testing.assert_close(
+        ifgsm(model, x, **kw).adv, ifgsm(model, x, evaluate=False, **kw).adv, atol=0, rtol=0
+    )
+
+
+def test_clean_pass_runs_in_eval_mode():
+    """A model left in training mode: batch-norm statistics are neither used nor updated."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.Flatten(),
+        torch.nn.LazyLinear(3),
+    )
+    x = images(2, h=8, w=8)
+    model(x)  # materialises the lazy layer
+    model.train()
+    stats = model[1].running_mean.clone()
+    ifgsm(model, x, eps=2 / 255, steps=2)
+    assert torch.equal(model[1].running_mean, stats)
+    assert model.training
+
+
 def test_inputs_are_not_modified():
     model, x = classifier(), images()
     before = x.clone()

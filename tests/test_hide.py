@@ -58,6 +58,25 @@ def test_success_and_early_stopping(setup):
     assert (result.iterations[result.success] < 30).all()
 
 
+@pytest.mark.parametrize("restrict", [None, "after"])
+def test_forward_passes_and_evaluate_false(setup, restrict):
+    """The clean pass is the first iteration: steps forward passes, plus one for success."""
+    model, x, _ = setup
+    calls = []
+    hook = model.register_forward_hook(lambda m, inp, out: calls.append(1))
+    kw = {"eps": 4 / 255, "steps": 3, "early_stop": False, "restrict": restrict}
+    try:
+        full = hide_classes(model, x, HIDE, **kw)
+        assert len(calls) == 4
+        calls.clear()
+        bare = hide_classes(model, x, HIDE, evaluate=False, **kw)
+        assert len(calls) == 3
+    finally:
+        hook.remove()
+    assert bare.success is None and full.success is not None
+    assert torch.equal(bare.adv, full.adv)
+
+
 def test_images_without_the_class_or_with_nothing_else():
     def constant(label):
         def fixed(x):

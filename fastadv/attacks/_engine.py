@@ -3,6 +3,12 @@
 Finished samples leave the batch: their images are written to the result and the forward and
 backward passes go on with the others only. Whether samples are finished is checked every
 `check_every` iterations; that check is the loop's only host synchronisation.
+
+The model's pass on the clean images, which every attack needs first (the clean prediction, the
+check of the output's shape), is recorded with its graph and is the loop's first iteration: an
+attack costs `steps` forward and backward passes, plus one forward pass for the success flags of
+the samples that ran all the steps (early-stopped ones were found done on the images returned;
+`evaluate=False` skips it, as torchattacks does).
 """
 
 from __future__ import annotations
@@ -19,17 +25,20 @@ from fastadv.ops._backend import resolve
 
 @dataclass
 class AttackResult:
-    """adv: the adversarial images; success: bool [B], the goal reached on `adv`; iterations:
-    int64 [B], gradient steps taken; linf, l2: per-sample norms of adv - x."""
+    """adv: the adversarial images; success: bool [B], the goal reached on `adv` (None when the
+    attack ran with evaluate=False); iterations: int64 [B], gradient steps taken; linf, l2:
+    per-sample norms of adv - x."""
 
     adv: torch.Tensor
-    success: torch.Tensor
+    success: torch.Tensor | None
     iterations: torch.Tensor
     linf: torch.Tensor
     l2: torch.Tensor
 
     @property
     def success_rate(self) -> float:
+        if self.success is None:
+            raise ValueError("no success flags: the attack ran with evaluate=False")
         return self.success.float().mean().item() if self.success.numel() else float("nan")
 
 
@@ -40,6 +49,28 @@ class Schedule:
     early_stop: bool = False
     check_every: int = 1
     random_start: bool = False
+    evaluate: bool = True  # the final forward pass for the success flags
+
+
+@dataclass
+class FirstPass:
+    """The model run on x itself: `output` as the model returns it; `work`, a copy of x, is the
+    input it was recorded on (requiring grad when the pass kept its graph)."""
+
+    work: torch.Tensor
+    output: object
+
+    @property
+    def has_graph(self) -> bool:
+        return self.work.requires_grad
+
+
+def first_pass(model, x: torch.Tensor, graph: bool = True) -> FirstPass:
+    """The model on the clean images, in attack mode; with its graph when `graph`, for the
+    attack's first iteration (attacks from a random start need none)."""
+    with attack_mode(model), torch.set_grad_enabled(graph):
+        work = x.clone().requires_grad_(graph)
+        return FirstPass(work, model(work))
 
 
 def run(
@@ -49,17 +80,26 @@ def run(
     schedule: Schedule,
     operands: sign_step.SignStepOperands,
     backend: str = "auto",
+    first: FirstPass | None = None,
 ) -> AttackResult:
     """Runs `schedule` from x; `operands` carry eps, box, mask and quantum (their step is set
-    here from the schedule and the goal's direction)."""
+    here from the schedule and the goal's direction). `first`, the clean pass with its graph,
+    is used as the first iteration when the schedule starts from x."""
     impl = resolve(backend, x.device)
     operands = replace(operands, step=goal.direction * schedule.step)
+    if schedule.random_start or (first is not None and not first.has_graph):
+        first = None
     with attack_mode(model):
         adv = _start(x, operands, schedule.random_start)
         iterations = torch.full((x.shape[0],), schedule.steps, dtype=torch.long, device=x.device)
-        _loop(model, x, adv, goal, schedule, operands, impl, iterations)
-        with torch.no_grad():
-            success = goal.done(goal.forward(model, adv), torch.arange(x.shape[0], device=x.device))
+        running = _loop(model, x, adv, goal, schedule, operands, impl, iterations, first)
+        success = None
+        if schedule.evaluate:
+            # early-stopped samples were found done on the very images returned
+            success = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+            if running.numel():
+                with torch.no_grad():
+                    success[running] = goal.done(goal.forward(model, adv[running]), running)
     delta = (adv - x).flatten(1).float()
     return AttackResult(adv, success, iterations, delta.abs().amax(1), delta.norm(dim=1))
 
@@ -75,13 +115,17 @@ def _start(x, operands, random_start: bool) -> torch.Tensor:
     return torch.clamp(x + noise, operands.lo, operands.hi)
 
 
-def _loop(model, x, adv, goal, schedule, operands, impl, iterations) -> None:
-    """Updates adv in place; records the iteration at which early-stopped samples finished."""
+def _loop(model, x, adv, goal, schedule, operands, impl, iterations, first) -> torch.Tensor:
+    """Updates adv in place; records the iteration at which early-stopped samples finished.
+    Returns the indices of the samples that ran all the steps."""
     idx = torch.arange(x.shape[0], device=x.device)
     work, x0 = adv.clone(), x
     for t in range(schedule.steps):
-        work.requires_grad_(True)
-        output = goal.forward(model, work)
+        if t == 0 and first is not None:
+            work, output = first.work, goal.view(first.output)
+        else:
+            work.requires_grad_(True)
+            output = goal.forward(model, work)
         keep = None
         if schedule.early_stop and t % schedule.check_every == 0:
             finished = goal.done(output, idx)
@@ -91,7 +135,7 @@ def _loop(model, x, adv, goal, schedule, operands, impl, iterations) -> None:
                 keep = ~finished
                 idx = idx[keep]
                 if idx.numel() == 0:
-                    return
+                    return idx
                 output = _select(output, keep)
         (grad,) = torch.autograd.grad(goal.loss(output, idx), work)
         work = work.detach()
@@ -99,6 +143,7 @@ def _loop(model, x, adv, goal, schedule, operands, impl, iterations) -> None:
             work, x0, grad, operands = work[keep], x0[keep], grad[keep], operands.subset(keep)
         sign_step.apply_(work, x0, grad, operands, impl)
     adv[idx] = work
+    return idx
 
 
 def _select(output, keep):

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from fastadv.attacks._model import check_logits, logits_of
+from fastadv.attacks._model import attack_mode, check_logits, logits_of
 from fastadv.ops._tensors import check_images
 
 
@@ -39,9 +39,14 @@ def check_budget(value, name: str, x: torch.Tensor):
 
 
 def clean_logits(model, x: torch.Tensor) -> torch.Tensor:
-    """The model's logits on x (no gradient), checked for shape."""
-    with torch.no_grad():
-        logits = logits_of(model(x))
+    """The model's logits on x (no gradient, in attack mode), checked for shape."""
+    with attack_mode(model), torch.no_grad():
+        return checked_logits(model(x), x)
+
+
+def checked_logits(output, x: torch.Tensor) -> torch.Tensor:
+    """The logits of a model output on x, detached, checked for shape."""
+    logits = logits_of(output).detach()
     check_logits(logits, x)
     return logits
 

@@ -5,6 +5,9 @@
 
 with d = +1 away from the labels (untargeted) and d = -1 towards a target or, recomputed every
 iteration, the least likely class (per sample or per pixel).
+
+`evaluate=False` skips the forward pass on the final images that sets `result.success` (left
+None), for loops that only need the images, such as adversarial training.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import math
 import torch
 
 from fastadv.attacks import goals
-from fastadv.attacks._engine import AttackResult, Schedule, run
-from fastadv.attacks._inputs import check_budget, check_labels, check_unit_images, clean_logits
+from fastadv.attacks._engine import AttackResult, Schedule, first_pass, run
+from fastadv.attacks._inputs import check_budget, check_labels, check_unit_images, checked_logits
 from fastadv.ops.sign_step import prepare
 
 
@@ -26,7 +29,16 @@ def kurakin_steps(eps: float) -> int:
 
 
 def fgsm(
-    model, x, labels=None, *, eps, target=None, least_likely=False, ignore_index=255, backend="auto"
+    model,
+    x,
+    labels=None,
+    *,
+    eps,
+    target=None,
+    least_likely=False,
+    ignore_index=255,
+    evaluate=True,
+    backend="auto",
 ) -> AttackResult:
     """Fast gradient sign method: one step of size eps."""
     return _sign_attack(
@@ -39,6 +51,7 @@ def fgsm(
         target=target,
         least_likely=least_likely,
         ignore_index=ignore_index,
+        evaluate=evaluate,
         backend=backend,
     )
 
@@ -58,6 +71,7 @@ def ifgsm(
     success_fraction=0.99,
     ignore_index=255,
     quantum=None,
+    evaluate=True,
     backend="auto",
 ) -> AttackResult:
     """Iterative FGSM (BIM), Kurakin et al.; `steps` defaults to their schedule."""
@@ -75,6 +89,7 @@ def ifgsm(
         success_fraction=success_fraction,
         ignore_index=ignore_index,
         quantum=quantum,
+        evaluate=evaluate,
         backend=backend,
     )
 
@@ -94,6 +109,7 @@ def pgd(
     success_fraction=0.99,
     ignore_index=255,
     quantum=None,
+    evaluate=True,
     backend="auto",
 ) -> AttackResult:
     """Projected gradient descent (Madry et al.): I-FGSM from a uniform random start in the
@@ -113,6 +129,7 @@ def pgd(
         ignore_index=ignore_index,
         quantum=quantum,
         random_start=True,
+        evaluate=evaluate,
         backend=backend,
     )
 
@@ -134,6 +151,7 @@ def _sign_attack(
     success_fraction=0.99,
     quantum=None,
     random_start=False,
+    evaluate=True,
 ) -> AttackResult:
     check_unit_images(x)
     eps = check_budget(eps, "eps", x)
@@ -146,15 +164,16 @@ def _sign_attack(
         raise ValueError(f"steps and check_every must be >= 1, got {steps} and {check_every}")
     if target is not None and least_likely:
         raise ValueError("give a target or least_likely=True, not both")
-    goal = make_goal(model, x, labels, target, least_likely, ignore_index, success_fraction)
+    first = first_pass(model, x, graph=not random_start)
+    logits = checked_logits(first.output, x)
+    goal = make_goal(logits, labels, target, least_likely, ignore_index, success_fraction)
     operands = prepare(x, alpha, eps, quantum=quantum)
-    schedule = Schedule(steps, alpha, early_stop, check_every, random_start)
-    return run(model, x, goal, schedule, operands, backend)
+    schedule = Schedule(steps, alpha, early_stop, check_every, random_start, evaluate)
+    return run(model, x, goal, schedule, operands, backend, first)
 
 
-def make_goal(model, x, labels, target, least_likely, ignore_index, fraction) -> goals.Goal:
-    """The goal of an attack; labels default to the model's clean prediction."""
-    logits = clean_logits(model, x)
+def make_goal(logits, labels, target, least_likely, ignore_index, fraction) -> goals.Goal:
+    """The goal of an attack, from the clean logits; labels default to the clean prediction."""
     kw = {"ignore_index": ignore_index, "fraction": fraction}
     if target is not None:
         return goals.Targeted(check_labels(target, logits, "target", ignore_index), **kw)

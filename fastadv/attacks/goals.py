@@ -42,8 +42,12 @@ class Goal:
         self.ignore_index = ignore_index
         self.fraction = fraction
 
+    def view(self, output):
+        """What loss and done read of a model output: its logits."""
+        return logits_of(output)
+
     def forward(self, model, x: torch.Tensor):
-        return logits_of(model(x))
+        return self.view(model(x))
 
     def target(self, logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return self.labels[idx]
@@ -111,8 +115,8 @@ class Decision(Goal):
         self.decision = decision
         self.loss_fn = loss_fn
 
-    def forward(self, model, x):
-        return model(x)
+    def view(self, output):
+        return output
 
     def loss(self, output, idx):
         return self.loss_fn(output, self.labels[idx])

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from fastadv.attacks import goals
-from fastadv.attacks._engine import AttackResult, Schedule, run
-from fastadv.attacks._inputs import check_budget, check_unit_images, clean_logits
+from fastadv.attacks._engine import AttackResult, Schedule, first_pass, run
+from fastadv.attacks._inputs import check_budget, check_unit_images, checked_logits
+from fastadv.attacks._model import attack_mode
 from fastadv.attacks.fgsm import kurakin_steps
 from fastadv.ops import nearest_fill
 from fastadv.ops.sign_step import prepare
@@ -47,18 +48,21 @@ def hide_classes(
     early_stop: bool = True,
     check_every: int = 1,
     success_fraction: float = 0.99,
+    evaluate: bool = True,
     backend: str = "auto",
 ) -> HideResult:
     """Hides `classes` (an id or a sequence of ids) from a dense model's prediction on x.
 
     A sample is done (early stopping, success) once `success_fraction` of its hidden pixels
-    are predicted as some other class.
+    are predicted as some other class. `evaluate=False` skips the forward pass on the final
+    images: `success` is then None.
     """
     check_unit_images(x)
     if restrict not in RESTRICT:
         raise ValueError(f"restrict must be one of {RESTRICT}, got {restrict!r}")
     eps = check_budget(eps, "eps", x)
-    logits = clean_logits(model, x)
+    first = first_pass(model, x)
+    logits = checked_logits(first.output, x)
     if logits.dim() != 4:
         raise ValueError("hide_classes needs a dense model (logits [B, K, H, W])")
     classes_t = _check_classes(classes, logits.shape[1], x.device)
@@ -73,6 +77,7 @@ def hide_classes(
     if todo.numel():
         sub = _attack(
             model,
+            first if todo.numel() == x.shape[0] else None,  # its graph is the whole batch's
             x[todo],
             fill.labels[todo],
             hidden[todo],
@@ -84,15 +89,21 @@ def hide_classes(
             early_stop,
             check_every,
             success_fraction,
+            evaluate,
             backend,
         )
-        for field in ("adv", "success", "iterations", "linf", "l2"):
+        for field in ("adv", "iterations", "linf", "l2"):
             getattr(result, field)[todo] = getattr(sub, field)
+        if evaluate:
+            result.success[todo] = sub.success
+    if not evaluate:
+        result.success = None
     return result
 
 
 def _attack(
     model,
+    first,
     x,
     target,
     hidden,
@@ -104,18 +115,23 @@ def _attack(
     early_stop,
     check_every,
     fraction,
+    evaluate,
     backend,
 ) -> AttackResult:
     goal = goals.HideClasses(target, hidden, classes, fraction=fraction)
     mask = hidden[:, None].to(x.dtype) if restrict == "during" else None
     operands = prepare(x, alpha, eps, mask=mask)
-    result = run(model, x, goal, Schedule(steps, alpha, early_stop, check_every), operands, backend)
+    # Noise restricted after the attack: success is judged on the masked images, not on these.
+    schedule = Schedule(
+        steps, alpha, early_stop, check_every, evaluate=evaluate and restrict != "after"
+    )
+    result = run(model, x, goal, schedule, operands, backend, first)
     if restrict == "after":
         result.adv = x + (result.adv - x) * hidden[:, None]
-        with torch.no_grad():
-            result.success = goal.done(
-                goal.forward(model, result.adv), torch.arange(x.shape[0], device=x.device)
-            )
+        if evaluate:
+            with attack_mode(model), torch.no_grad():
+                everyone = torch.arange(x.shape[0], device=x.device)
+                result.success = goal.done(goal.forward(model, result.adv), everyone)
         delta = (result.adv - x).flatten(1).float()
         result.linf, result.l2 = delta.abs().amax(1), delta.norm(dim=1)
     return result

@@ -79,7 +79,8 @@ class Attack:
             mean, std = (t.to(images) for t in self._normalization)
             images = images * std + mean
         kw = {"target": self.get_target_label(images, labels)} if self.targeted else {}
-        adv = self._run(images, labels, **kw).adv
+        # torchattacks returns the images only: no forward pass for the success flags
+        adv = self._run(images, labels, evaluate=False, **kw).adv
         return adv if self._normalization is None else (adv - mean) / std
 
     def _run(self, images, labels, **kw):
