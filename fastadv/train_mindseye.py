@@ -29,7 +29,7 @@ from fastadv.models import mindseye as me
 
 DEFAULTS = {  # stage: (epochs, training samples, Adam lr); sized for ~45 min on one CPU thread
     "direct": (6, 12000, 1e-3),
-    "direct-params": (6, 12000, 1e-3),
+    "direct-params": (6, 24000, 1e-3),
     "estimator": (8, 12000, 3e-4),
     "projector": (15, 12000, 1e-3),
     "comparator": (5, 4000, 1e-3),

@@ -35,7 +35,13 @@ def make_evaluate(model, classes=(PERSON,)):
     def evaluate(setting, images, labels):
         mode, eps_px = parse(setting)
         result = hide_classes(
-            model, images, list(classes), eps_px / 255, restrict=MODES[mode], early_stop=False
+            model,
+            images,
+            list(classes),
+            eps_px / 255,
+            restrict=MODES[mode],
+            early_stop=False,
+            evaluate=False,  # the prediction on the result is taken below
         )
         with torch.no_grad():
             adv_pred = model(result.adv).argmax(1)

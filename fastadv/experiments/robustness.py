@@ -53,7 +53,7 @@ def parse(setting: str):
 def attack(model, images, labels, name: str, eps: float) -> torch.Tensor:
     """Untargeted against the ground truth, or towards the least likely class per pixel
     (recomputed every iteration); I-FGSM with alpha = 1/255 and Kurakin's schedule."""
-    kw = {"least_likely": name.endswith("-ll"), "eps": eps}
+    kw = {"least_likely": name.endswith("-ll"), "eps": eps, "evaluate": False}
     gt = None if kw["least_likely"] else labels
     if name.startswith("fgsm"):
         return fgsm(model, images, gt, **kw).adv
