@@ -352,11 +352,12 @@ def _hide_example(model, dataset, args, device) -> Path:
 
 
 def _hide_study(args) -> int:
+    from fastadv.experiments.hide import headline_text
     from fastadv.experiments.report import markdown_table
 
     rows, head, files = run_hide_study(args)
     print(markdown_table(rows, HIDE_COLUMNS))
-    print(f"\nheadline: {head}\nwrote {', '.join(map(str, files))}")
+    print(f"\nheadline: {headline_text(head)}\nwrote {', '.join(map(str, files))}")
     return 0
 
 
@@ -421,6 +422,7 @@ def _demo(args) -> int:
     """Reduced studies on SynthCity with the shipped weights, and a markdown report."""
     import time
 
+    from fastadv.experiments.hide import headline_text
     from fastadv.experiments.report import markdown_table
 
     start = time.perf_counter()
@@ -456,7 +458,7 @@ def _demo(args) -> int:
                 "\n" + setup,
                 "\n## Hiding persons (Fischer et al., their Fig. 2)\n",
                 markdown_table(hide_rows, HIDE_COLUMNS),
-                f"\n{theirs} Here: {head}.",
+                f"\n{theirs} Here: {headline_text(head)}",
                 "\n![Fig. 2](hide_fig2.png)\n\n![Fig. 1](hide_fig1.png)",
                 "\n## Robustness and defences (Arnab et al.)\n",
                 markdown_table(rob_rows, ROBUSTNESS_COLUMNS),

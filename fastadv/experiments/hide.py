@@ -90,6 +90,24 @@ def headline(rows: list[dict]) -> dict:
     return {"at_eps_10": at_ten, "smallest_eps": reached[0]["eps_px"] if reached else None}
 
 
+def headline_text(head: dict) -> str:
+    """headline() in a sentence."""
+    at, first = head["at_eps_10"], head["smallest_eps"]
+    parts = []
+    if at is not None:
+        parts.append(
+            f"at eps 10 with noise on the full image, {at['hidden_mean']:.1%} of the person "
+            f"pixels hidden and {at['preserved_mean']:.1%} of the background preserved "
+            f"({at['images']} images)"
+        )
+    parts.append(
+        f"smallest eps reaching both figures: {first:g}"
+        if first is not None
+        else "no eps reaches both figures"
+    )
+    return "; ".join(parts) + "."
+
+
 def plot(rows: list[dict], path: Path) -> Path:
     """Their Fig. 2: mean +- std of hidden (dark red) and preserved (grey) per eps, per mode."""
     import matplotlib
