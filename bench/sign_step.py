@@ -3,7 +3,8 @@
 Compares, on the same tensors: the eager update of torchattacks' PGD (add alpha * sign, clamp
 delta, clamp to [0, 1]), torch.compile of that update, and fastadv's cpu / triton / cuda
 backends. Throughput is the op's minimal traffic (read x, x0, grad; write x) per second, against
-the copy bandwidth measured in the same run. Rows go to bench/results/sign_step.csv.
+the streaming bandwidth (an in-place update) measured in the same run. Rows go to
+bench/results/sign_step.csv.
 
     python bench/sign_step.py [--shape 8 3 512 1024] [--dtypes float32 bfloat16]
 """
@@ -14,7 +15,7 @@ import argparse
 
 import torch
 
-from _common import append_rows, copy_bandwidth_gbs, row, time_ms
+from _common import append_rows, row, stream_bandwidth_gbs, time_ms
 from fastadv.ops import available, sign_step_
 
 ALPHA, EPS = 2 / 255, 8 / 255
@@ -67,8 +68,8 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     shape = tuple(args.shape)
-    bandwidth = copy_bandwidth_gbs(device, 4 * torch.Size(shape).numel() * 4)
-    print(f"copy bandwidth on {device}: {bandwidth:.1f} GB/s (read + write)")
+    bandwidth = stream_bandwidth_gbs(device, 4 * torch.Size(shape).numel() * 4)
+    print(f"streaming bandwidth on {device}: {bandwidth:.1f} GB/s (read + write, in place)")
     rows = []
     for dtype in args.dtypes:
         rows += bench(shape, getattr(torch, dtype), device, bandwidth)

@@ -121,15 +121,40 @@ inline void store<float, uint16_t>(uint16_t* p, int64_t i, float v) {
 }
 
 // Scalar step and eps, no mask, every sample: a flat loop the compiler vectorises. Without
-// kQuantize the quantum is a literal 0, and the rounding branch leaves the loop.
+// kQuantize the quantum is a literal 0, and the rounding leaves the loop.
 template <typename T, typename acc_t, bool kQuantize>
-FASTADV_LOOP_FN void flat_range(T* x, const T* x0, const T* grad,
-                                int64_t begin, int64_t end, acc_t step, acc_t eps, acc_t lo,
-                                acc_t hi, acc_t quantum) {
+inline __attribute__((always_inline)) void flat_loop(T* x, const T* x0, const T* grad,
+                                                     int64_t begin, int64_t end, acc_t step,
+                                                     acc_t eps, acc_t lo, acc_t hi,
+                                                     acc_t quantum) {
   for (int64_t i = begin; i < end; ++i) {
     store(x, i,
           sign_step_value<acc_t>(load<acc_t>(x, i), load<acc_t>(x0, i), load<acc_t>(grad, i),
                                  step, eps, acc_t(1), lo, hi, kQuantize ? quantum : acc_t(0)));
+  }
+}
+
+// bfloat16 is compute-bound at SSE2's width (its conversions widen and narrow every element), so
+// its loop is also compiled for AVX2 and AVX-512; the loader picks the CPU's best.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void flat_range_bf16(uint16_t* x, const uint16_t* x0, const uint16_t* grad, int64_t begin,
+                     int64_t end, float step, float eps, float lo, float hi, float quantum) {
+  if (quantum > 0) {
+    flat_loop<uint16_t, float, true>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
+  } else {
+    flat_loop<uint16_t, float, false>(x, x0, grad, begin, end, step, eps, lo, hi, 0.f);
+  }
+}
+
+template <typename T, typename acc_t, bool kQuantize>
+FASTADV_LOOP_FN void flat_range(T* x, const T* x0, const T* grad, int64_t begin, int64_t end,
+                                acc_t step, acc_t eps, acc_t lo, acc_t hi, acc_t quantum) {
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    flat_range_bf16(x, x0, grad, begin, end, step, eps, lo, hi, kQuantize ? quantum : 0.f);
+  } else {
+    flat_loop<T, acc_t, kQuantize>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
   }
 }
 

@@ -160,6 +160,17 @@ def test_random_shapes(backend, device, b, c, h, w, step, eps, seed):
     assert_matches_reference(backend, x, x0, grad, step, eps)
 
 
+@pytest.mark.parametrize("quantum", [None, 1 / 255])
+def test_cpu_bfloat16_rounds_like_torch(quantum):
+    """The CPU loop converts bfloat16 with its own integer code (vectorised, AVX-512 where the
+    CPU has it): bit for bit what torch's conversions give, over enough elements to run the
+    vector loop and its tail, NaN gradients included."""
+    x, x0, grad = make_inputs((2, 3, 41, 53), torch.bfloat16, "cpu", seed=7)
+    got = run("cpu", x, x0, grad, 0.013, 0.05, quantum=quantum)
+    want = run("torch", x, x0, grad, 0.013, 0.05, quantum=quantum)
+    assert torch.equal(got, want)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU with >= 20 GB free")
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_64bit_indexing(backend):
