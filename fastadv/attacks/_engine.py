@@ -119,10 +119,10 @@ def _loop(model, x, adv, goal, schedule, operands, impl, iterations, first) -> t
     """Updates adv in place; records the iteration at which early-stopped samples finished.
     Returns the indices of the samples that ran all the steps."""
     idx = torch.arange(x.shape[0], device=x.device)
-    work, x0 = adv.clone(), x
+    work, x0 = (first.work if first is not None else adv.clone()), x
     for t in range(schedule.steps):
         if t == 0 and first is not None:
-            work, output = first.work, goal.view(first.output)
+            output = goal.view(first.output)
         else:
             work.requires_grad_(True)
             output = goal.forward(model, work)
