@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from _common import append_rows, row, time_interleaved
+from fastadv import metrics
 from fastadv.attacks import hide_classes, ifgsm, kurakin_steps
 from fastadv.data import SynthCity
 from fastadv.models import load
@@ -91,7 +92,7 @@ def bench(model, x, device):
         return hide_classes(model, x, PERSON, HIDE_EPS, early_stop=early_stop, evaluate=evaluate)
 
     adv_ta = bim(x, clean)
-    rate_ta = hide_rate(model, adv_ta, target, clean)
+    rate_ta = hide_rate(model, adv_ta, clean)
     early = hide(True)
     times = record(
         "hide",
@@ -123,15 +124,14 @@ def difference(a, b) -> str:
     )
 
 
-def hide_rate(model, adv, target, clean) -> float:
+def hide_rate(model, adv, clean) -> float:
     """The share of images on which 99 % of the person pixels are predicted as another class
-    (hide_classes' success rule), for torchattacks' images."""
+    (hide_classes' success rule; images without persons count as hidden), for torchattacks'
+    images."""
     with torch.no_grad():
         pred = model(adv).argmax(1)
-    person = clean == PERSON
-    count = person.flatten(1).sum(1)
-    hidden = ((pred != PERSON) & person).flatten(1).sum(1) / count.clamp_min(1)
-    return (torch.where(count > 0, hidden, 1.0) >= 0.99).float().mean().item()
+    hidden = metrics.hidden_fraction(clean, pred, [PERSON]).nan_to_num(1.0)
+    return (hidden >= 0.99).float().mean().item()
 
 
 def main():

@@ -28,15 +28,6 @@ at::Tensor color_pixels_operand(const at::Tensor& t, const char* what) {
   return t.to(compute_type(t, what)).contiguous();
 }
 
-at::Tensor color_variance_operand(const at::Tensor& rgb, int64_t kernel_size, double sigma) {
-  TORCH_CHECK(rgb.dim() == 4 && rgb.size(1) == 3, "rgb must be [B, 3, H, W], got shape ",
-              rgb.sizes());
-  TORCH_CHECK(kernel_size >= 3 && kernel_size % 2 == 1,
-              "kernel_size must be odd and >= 3, got ", kernel_size);
-  TORCH_CHECK(sigma > 0, "sigma must be > 0, got ", sigma);
-  return rgb.to(compute_type(rgb, "rgb")).contiguous();
-}
-
 ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* in2,
                                        at::Tensor& out, double kl, double kc, double kh) {
   if (in2 != nullptr) {
@@ -60,24 +51,31 @@ ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* 
   return a;
 }
 
-ColorVarianceArgs make_color_variance_args(const at::Tensor& rgb, at::Tensor& lab, at::Tensor& out,
-                                           int64_t kernel_size, double sigma) {
-  ColorVarianceArgs a{};
-  a.rgb = rgb.data_ptr();
-  a.lab = lab.data_ptr();
-  a.out = out.data_ptr();
-  a.is_double = rgb.scalar_type() == at::kDouble;
-  a.batch = rgb.size(0);
-  a.height = rgb.size(2);
-  a.width = rgb.size(3);
-  a.radius = static_cast<int>(kernel_size / 2);
-  a.sigma = sigma;
-  return a;
+ColorVarianceCall::ColorVarianceCall(const at::Tensor& input, int64_t kernel_size, double sigma) {
+  TORCH_CHECK(input.dim() == 4 && input.size(1) == 3, "rgb must be [B, 3, H, W], got shape ",
+              input.sizes());
+  TORCH_CHECK(kernel_size >= 3 && kernel_size % 2 == 1,
+              "kernel_size must be odd and >= 3, got ", kernel_size);
+  TORCH_CHECK(sigma > 0, "sigma must be > 0, got ", sigma);
+  rgb = input.to(compute_type(input, "rgb")).contiguous();
+  lab = at::empty({rgb.size(0), 4, rgb.size(2), rgb.size(3)}, rgb.options());
+  out = at::empty({rgb.size(0), 1, rgb.size(2), rgb.size(3)}, rgb.options());
+  args = ColorVarianceArgs{};
+  args.rgb = rgb.data_ptr();
+  args.lab = lab.data_ptr();
+  args.out = out.data_ptr();
+  args.is_double = rgb.scalar_type() == at::kDouble;
+  args.batch = rgb.size(0);
+  args.height = rgb.size(2);
+  args.width = rgb.size(3);
+  args.radius = static_cast<int>(kernel_size / 2);
+  args.sigma = sigma;
 }
 
-at::Tensor normalize_by_max(const at::Tensor& map) {
-  const at::Tensor peak = map.amax({1, 2, 3}, /*keepdim=*/true);
-  return at::where(peak > 0, map / peak, at::zeros_like(map));
+at::Tensor ColorVarianceCall::result(bool normalize, at::ScalarType dtype) const {
+  if (!normalize) return out.to(dtype);
+  const at::Tensor peak = out.amax({1, 2, 3}, /*keepdim=*/true);
+  return at::where(peak > 0, out / peak, at::zeros_like(out)).to(dtype);
 }
 
 namespace {
@@ -142,17 +140,7 @@ void lab_planes_cpu(const ColorVarianceArgs& a) {
   T* lab = static_cast<T*>(a.lab);
   const int64_t plane = a.height * a.width;
   at::parallel_for(0, a.batch * plane, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / plane, j = i % plane;
-      const T* src = rgb + b * 3 * plane + j;
-      const Lab<T> v = rgb_to_lab(src[0], src[plane], src[2 * plane]);
-      const LabC<T> c = with_chroma(v.L, v.a, v.b);
-      T* dst = lab + b * 4 * plane + j;
-      dst[0] = c.L;
-      dst[plane] = c.a;
-      dst[2 * plane] = c.b;
-      dst[3 * plane] = c.c;
-    }
+    for (int64_t i = begin; i < end; ++i) write_lab_planes(rgb, lab, plane, i);
   });
 }
 
@@ -300,14 +288,12 @@ at::Tensor delta_e2000_cpu(const at::Tensor& lab1, const at::Tensor& lab2, doubl
 
 at::Tensor color_variance_cpu(const at::Tensor& rgb, int64_t kernel_size, double sigma,
                               bool normalize) {
-  const at::Tensor x = color_variance_operand(rgb, kernel_size, sigma);
-  at::Tensor lab = at::empty({x.size(0), 4, x.size(2), x.size(3)}, x.options());
-  at::Tensor out = at::empty({x.size(0), 1, x.size(2), x.size(3)}, x.options());
-  at::Tensor scratch = at::empty({0}, x.options());
-  const ColorVarianceArgs a = make_color_variance_args(x, lab, out, kernel_size, sigma);
-  dispatch_compute(a.is_double,
-                   [&](auto tag) { color_variance_cpu_typed<decltype(tag)>(a, scratch); });
-  return (normalize ? normalize_by_max(out) : out).to(rgb.scalar_type());
+  const ColorVarianceCall call(rgb, kernel_size, sigma);
+  at::Tensor scratch = at::empty({0}, call.rgb.options());
+  dispatch_compute(call.args.is_double, [&](auto tag) {
+    color_variance_cpu_typed<decltype(tag)>(call.args, scratch);
+  });
+  return call.result(normalize, rgb.scalar_type());
 }
 
 }  // namespace

@@ -13,16 +13,19 @@ namespace fastadv {
 // rgb_to_lab / delta_e2000 operand: [M, 3, P], as the compute type, contiguous.
 at::Tensor color_pixels_operand(const at::Tensor& t, const char* what);
 
-// color_variance operand: [B, 3, H, W], as the compute type, contiguous; checks the parameters.
-at::Tensor color_variance_operand(const at::Tensor& rgb, int64_t kernel_size, double sigma);
-
 ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* in2,
                                        at::Tensor& out, double kl, double kc, double kh);
 
-ColorVarianceArgs make_color_variance_args(const at::Tensor& rgb, at::Tensor& lab, at::Tensor& out,
-                                           int64_t kernel_size, double sigma);
+// One color_variance call: the checked operand ([B, 3, H, W], compute type, contiguous), the
+// [B, 4, H, W] Lab scratch buffer and the raw [B, 1, H, W] map, and the kernels' view of them.
+struct ColorVarianceCall {
+  at::Tensor rgb, lab, out;
+  ColorVarianceArgs args;
 
-// Divides each image's map [B, 1, H, W] by its maximum; an all-zero image stays zero.
-at::Tensor normalize_by_max(const at::Tensor& map);
+  ColorVarianceCall(const at::Tensor& input, int64_t kernel_size, double sigma);
+  // The map as returned: normalised by each image's maximum when asked (an all-zero image
+  // stays zero), in `dtype`.
+  at::Tensor result(bool normalize, at::ScalarType dtype) const;
+};
 
 }  // namespace fastadv

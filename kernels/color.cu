@@ -60,15 +60,7 @@ __global__ void __launch_bounds__(kThreads) lab_planes_kernel(ColorVarianceArgs 
   const int64_t plane = a.height * a.width, n = a.batch * plane;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = i / plane, j = i % plane;
-    const T* src = rgb + b * 3 * plane + j;
-    const Lab<T> v = rgb_to_lab(src[0], src[plane], src[2 * plane]);
-    const LabC<T> c = with_chroma(v.L, v.a, v.b);
-    T* dst = lab + b * 4 * plane + j;
-    dst[0] = c.L;
-    dst[plane] = c.a;
-    dst[2 * plane] = c.b;
-    dst[3 * plane] = c.c;
+    write_lab_planes(rgb, lab, plane, i);
   }
 }
 

@@ -288,6 +288,21 @@ FASTADV_HD_INLINE T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T in
 // ---------------------------------------------------------------------------------------------
 // Colour-variance map
 
+// Pixel i (of B * H * W) of the colour-variance scratch buffer: rgb [B, 3, H, W] to the planes
+// L, a, b and chroma of lab [B, 4, H, W]; plane = H * W.
+template <typename T>
+FASTADV_HD_INLINE void write_lab_planes(const T* rgb, T* lab, int64_t plane, int64_t i) {
+  const int64_t b = i / plane, j = i % plane;
+  const T* src = rgb + b * 3 * plane + j;
+  const Lab<T> v = rgb_to_lab(src[0], src[plane], src[2 * plane]);
+  const LabC<T> c = with_chroma(v.L, v.a, v.b);
+  T* dst = lab + b * 4 * plane + j;
+  dst[0] = c.L;
+  dst[plane] = c.a;
+  dst[2 * plane] = c.b;
+  dst[3 * plane] = c.c;
+}
+
 // g(d)² for an offset d = (dy, dx): g(d) = exp(-|d|² / 2σ²) / (2πσ²), not normalised (CV-PIRE).
 template <typename T>
 FASTADV_HD_INLINE T gaussian_weight_squared(int dy, int dx, T sigma) {

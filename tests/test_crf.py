@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastadv.models import CRFModel, DenseCRF, fully_connected_crf
+from fastadv.models import CRFModel, DenseCRF
 
 
 def inputs(b=2, k=4, h=6, w=7, seed=0):
@@ -25,15 +25,15 @@ def inputs(b=2, k=4, h=6, w=7, seed=0):
 def test_whole_image_window_equals_fully_connected(params):
     logits, images = inputs()
     window = 2 * max(logits.shape[-2:]) - 1  # every pixel sees every other
-    out = DenseCRF(window=window, **params)(logits, images)
-    torch.testing.assert_close(out, fully_connected_crf(logits, images, **params))
+    crf = DenseCRF(window=window, **params)
+    torch.testing.assert_close(crf(logits, images), crf.fully_connected(logits, images))
 
 
 def test_small_window_is_an_approximation():
     logits, images = inputs()
     params = {"bilateral_sxy": 3.0}
-    local = DenseCRF(window=3, **params)(logits, images)
-    assert not torch.allclose(local, fully_connected_crf(logits, images, **params))
+    crf = DenseCRF(window=3, **params)
+    assert not torch.allclose(crf(logits, images), crf.fully_connected(logits, images))
 
 
 def test_zero_iterations_is_log_softmax():

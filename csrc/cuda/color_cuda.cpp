@@ -35,14 +35,11 @@ at::Tensor delta_e2000_cuda(const at::Tensor& lab1, const at::Tensor& lab2, doub
 
 at::Tensor color_variance_cuda(const at::Tensor& rgb, int64_t kernel_size, double sigma,
                                bool normalize) {
-  const at::Tensor x = color_variance_operand(rgb, kernel_size, sigma);
-  TORCH_CHECK(x.size(0) <= 65535, "color_variance on CUDA takes at most 65535 images a call");
-  at::Tensor lab = at::empty({x.size(0), 4, x.size(2), x.size(3)}, x.options());
-  at::Tensor out = at::empty({x.size(0), 1, x.size(2), x.size(3)}, x.options());
-  const ColorVarianceArgs a = make_color_variance_args(x, lab, out, kernel_size, sigma);
-  const c10::cuda::CUDAGuard guard(x.device());
-  C10_CUDA_CHECK(launch_color_variance(a, c10::cuda::getCurrentCUDAStream()));
-  return (normalize ? normalize_by_max(out) : out).to(rgb.scalar_type());
+  const c10::cuda::CUDAGuard guard(rgb.device());
+  const ColorVarianceCall call(rgb, kernel_size, sigma);
+  TORCH_CHECK(call.args.batch <= 65535, "color_variance on CUDA takes at most 65535 images a call");
+  C10_CUDA_CHECK(launch_color_variance(call.args, c10::cuda::getCurrentCUDAStream()));
+  return call.result(normalize, rgb.scalar_type());
 }
 
 }  // namespace

@@ -6,7 +6,7 @@ Shipped weights load by name: ``fastadv.models.load("fcn8s-synthcity")``.
 
 from fastadv.models import mindseye
 from fastadv.models.common import Normalize
-from fastadv.models.crf import CRFModel, DenseCRF, fully_connected_crf
+from fastadv.models.crf import CRFModel, DenseCRF
 from fastadv.models.deeplab import DeepLabLite
 from fastadv.models.fcn import FCN8s, compact_fcn8s, fcn8s_vgg16
 from fastadv.models.multiscale import MultiScale
@@ -35,7 +35,6 @@ __all__ = [
     "compact_fcn8s",
     "create",
     "fcn8s_vgg16",
-    "fully_connected_crf",
     "load",
     "load_classifier",
     "load_weights",

@@ -25,7 +25,7 @@ is ``log_softmax(logits)``.
 
 ConvCRF (Teichmann and Cipolla 2018) truncates the kernels to a ``window × window`` neighbourhood,
 which makes the cost ``O(window² · K · H · W)`` and lets it run on large images; a window of at
-least ``2·max(H, W) − 1`` covers every pair, and then the result equals ``fully_connected_crf``.
+least ``2·max(H, W) − 1`` covers every pair, and then the result equals ``fully_connected``.
 Everything is differentiable, in the logits and in the image, so attacks can go through the CRF.
 """
 
@@ -66,17 +66,40 @@ class DenseCRF(nn.Module):
 
     def forward(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         _check_pair(logits, images)
-        kernels = [
+        filters = [
+            (w, self._kernel(images, sxy, srgb)) for w, sxy, srgb in self._kernels() if w != 0
+        ]
+        return _mean_field(
+            logits, self.iterations, lambda q: sum(w * self._filter(q, k) for w, k in filters)
+        )
+
+    def fully_connected(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The same mean field with explicit ``[HW, HW]`` kernel matrices, every pair of pixels
+        whatever the window: the reference the windowed filter is tested against (tiny images)."""
+        _check_pair(logits, images)
+        b, k, h, w = logits.shape
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        pos = torch.stack([ys, xs], -1).reshape(1, h * w, 2).to(images).expand(b, -1, -1)
+        rgb = (images * 255.0).flatten(2).transpose(1, 2)
+        matrices = []
+        for compat, sxy, srgb in self._kernels():
+            feats = pos / sxy if srgb is None else torch.cat([pos / sxy, rgb / srgb], -1)
+            kernel = torch.exp(-0.5 * (feats[:, :, None] - feats[:, None, :]).pow(2).sum(-1))
+            norm = kernel.sum(-1).rsqrt()
+            matrices.append((compat, norm[:, :, None] * kernel * norm[:, None, :]))
+
+        def message(q):
+            flat = q.flatten(2)
+            return sum(c * flat @ m.transpose(1, 2) for c, m in matrices).reshape(b, k, h, w)
+
+        return _mean_field(logits, self.iterations, message)
+
+    def _kernels(self):
+        """(weight, sxy, srgb or None) of the Gaussian and the bilateral kernel."""
+        return [
             (self.gaussian_compat, self.gaussian_sxy, None),
             (self.bilateral_compat, self.bilateral_sxy, self.bilateral_srgb),
         ]
-        filters = [(w, self._kernel(images, sxy, srgb)) for w, sxy, srgb in kernels if w != 0]
-        unary = F.log_softmax(logits, dim=1)
-        z = unary
-        for _ in range(self.iterations):
-            q = z.softmax(dim=1)
-            z = unary + sum(w * self._filter(q, k) for w, k in filters)
-        return z
 
     def _offsets(self):
         r = self.window // 2
@@ -118,36 +141,14 @@ class DenseCRF(nn.Module):
         return out
 
 
-def fully_connected_crf(
-    logits: torch.Tensor,
-    images: torch.Tensor,
-    iterations: int = 5,
-    gaussian_sxy: float = 3.0,
-    gaussian_compat: float = 3.0,
-    bilateral_sxy: float = 80.0,
-    bilateral_srgb: float = 13.0,
-    bilateral_compat: float = 10.0,
-) -> torch.Tensor:
-    """The same mean field with explicit ``[HW, HW]`` kernel matrices (tiny images)."""
-    _check_pair(logits, images)
-    b, k, h, w = logits.shape
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    pos = torch.stack([ys, xs], -1).reshape(1, h * w, 2).to(images).expand(b, -1, -1)
-    rgb = (images * 255.0).flatten(2).transpose(1, 2)
-    kernels = []
-    for compat, feats in (
-        (gaussian_compat, pos / gaussian_sxy),
-        (bilateral_compat, torch.cat([pos / bilateral_sxy, rgb / bilateral_srgb], -1)),
-    ):
-        kernel = torch.exp(-0.5 * (feats[:, :, None] - feats[:, None, :]).pow(2).sum(-1))
-        norm = kernel.sum(-1).rsqrt()
-        kernels.append((compat, norm[:, :, None] * kernel * norm[:, None, :]))
-    unary = F.log_softmax(logits, dim=1).flatten(2)
+def _mean_field(logits: torch.Tensor, iterations: int, message) -> torch.Tensor:
+    """``iterations`` mean-field updates ``z = −ψ_u + message(softmax(z))`` from the unary
+    ``−ψ_u = log_softmax(logits)``; the last ``z``."""
+    unary = F.log_softmax(logits, dim=1)
     z = unary
     for _ in range(iterations):
-        q = z.softmax(dim=1)
-        z = unary + sum(c * q @ m.transpose(1, 2) for c, m in kernels)
-    return z.reshape(b, k, h, w)
+        z = unary + message(z.softmax(dim=1))
+    return z
 
 
 class CRFModel(nn.Module):
