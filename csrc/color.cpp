@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_clones.h"
+
 namespace fastadv {
 namespace {
 
@@ -89,20 +91,67 @@ void dispatch_compute(bool is_double, F&& f) {
 
 // ---- rgb_to_lab and delta_e2000: elementwise over the M * P pixels of [M, 3, P] operands.
 
-template <typename T>
-void rgb_to_lab_cpu_typed(const ColorPixelsArgs& a) {
-  const T* rgb = static_cast<const T*>(a.in1);
-  T* lab = static_cast<T*>(a.out);
-  const int64_t p = a.inner;
-  at::parallel_for(0, a.outer * p, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t base = (i / p) * 3 * p + i % p;
-      const Lab<T> v = rgb_to_lab(rgb[base], rgb[base + p], rgb[base + 2 * p]);
-      lab[base] = v.L;
-      lab[base + p] = v.a;
-      lab[base + 2 * p] = v.b;
+// f(m, j, n) for runs of n consecutive pixels j.. of plane m, over the outer * inner pixels in
+// parallel: the loops inside see unit-stride planes, with no index arithmetic to stop the
+// compiler from vectorising them.
+template <typename F>
+void parallel_plane_runs(int64_t outer, int64_t inner, F&& f) {
+  at::parallel_for(0, outer * inner, kGrain, [&](int64_t begin, int64_t end) {
+    while (begin < end) {
+      const int64_t m = begin / inner, stop = std::min(end, (m + 1) * inner);
+      f(m, begin - m * inner, stop - begin);
+      begin = stop;
     }
   });
+}
+
+// CIELAB (and chroma, where c is not null) of n pixels from unit-stride r, g, b planes.
+template <typename T, bool kChroma>
+FASTADV_HD_INLINE void lab_run(const T* __restrict__ r, const T* __restrict__ g,
+                               const T* __restrict__ b, T* __restrict__ l, T* __restrict__ a_out,
+                               T* __restrict__ b_out, T* __restrict__ c, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const Lab<T> v = rgb_to_lab(r[j], g[j], b[j]);
+    l[j] = v.L;
+    a_out[j] = v.a;
+    b_out[j] = v.b;
+    if constexpr (kChroma) c[j] = m_sqrt(v.a * v.a + v.b * v.b);
+  }
+}
+
+// The float runs, compiled for AVX2 and AVX-512 too.
+FASTADV_WIDE_CLONES void lab_run_float(const float* r, const float* g, const float* b, float* l, float* a_out,
+                   float* b_out, float* c, int64_t n) {
+  if (c != nullptr) {
+    lab_run<float, true>(r, g, b, l, a_out, b_out, c, n);
+  } else {
+    lab_run<float, false>(r, g, b, l, a_out, b_out, nullptr, n);
+  }
+}
+
+// Lab planes (out_channels 3) or Lab and chroma planes (4) of `outer` images of `plane` pixels.
+template <typename T>
+void lab_planes(const T* rgb, T* out, int64_t outer, int64_t plane, int out_channels) {
+  parallel_plane_runs(outer, plane, [&](int64_t m, int64_t j, int64_t n) {
+    const T* src = rgb + m * 3 * plane + j;
+    T* dst = out + m * out_channels * plane + j;
+    T* chroma = out_channels == 4 ? dst + 3 * plane : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      lab_run_float(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane, chroma,
+                    n);
+    } else if (chroma != nullptr) {
+      lab_run<T, true>(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
+                       chroma, n);
+    } else {
+      lab_run<T, false>(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
+                        nullptr, n);
+    }
+  });
+}
+
+template <typename T>
+void rgb_to_lab_cpu_typed(const ColorPixelsArgs& a) {
+  lab_planes(static_cast<const T*>(a.in1), static_cast<T*>(a.out), a.outer, a.inner, 3);
 }
 
 template <typename T>
@@ -112,12 +161,13 @@ void delta_e2000_cpu_typed(const ColorPixelsArgs& a) {
   T* out = static_cast<T*>(a.out);
   const T inv_kl = T(1 / a.kl), inv_kc = T(1 / a.kc), inv_kh = T(1 / a.kh);
   const int64_t p = a.inner;
-  at::parallel_for(0, a.outer * p, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t base = (i / p) * 3 * p + i % p;
-      const Lab<T> u{x[base], x[base + p], x[base + 2 * p]};
-      const Lab<T> v{y[base], y[base + p], y[base + 2 * p]};
-      out[i] = delta_e2000(u, v, inv_kl, inv_kc, inv_kh);
+  parallel_plane_runs(a.outer, p, [&](int64_t m, int64_t j, int64_t n) {
+    const T* u = x + m * 3 * p + j;
+    const T* v = y + m * 3 * p + j;
+    T* dst = out + m * p + j;
+    for (int64_t i = 0; i < n; ++i) {
+      dst[i] = delta_e2000(Lab<T>{u[i], u[i + p], u[i + 2 * p]},
+                           Lab<T>{v[i], v[i + p], v[i + 2 * p]}, inv_kl, inv_kc, inv_kh);
     }
   });
 }
@@ -133,16 +183,6 @@ struct LabPlanes {
     return {base[i], base[i + plane], base[i + 2 * plane], base[i + 3 * plane]};
   }
 };
-
-template <typename T>
-void lab_planes_cpu(const ColorVarianceArgs& a) {
-  const T* rgb = static_cast<const T*>(a.rgb);
-  T* lab = static_cast<T*>(a.lab);
-  const int64_t plane = a.height * a.width;
-  at::parallel_for(0, a.batch * plane, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) write_lab_planes(rgb, lab, plane, i);
-  });
-}
 
 template <typename T>
 struct Offset {
@@ -189,12 +229,8 @@ FASTADV_HD_INLINE void row_energies(const LabPlanes<T>& lab, int64_t row_p, int6
   }
 }
 
-// The float loop, where nearly all the time goes, is also compiled for AVX2 and AVX-512 (8 and 16
-// lanes rather than SSE2's 4); the loader picks the CPU's best.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void row_energies_float(const LabPlanes<float>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
+// The float loop, where nearly all the time goes, is also compiled for AVX2 and AVX-512.
+FASTADV_WIDE_CLONES void row_energies_float(const LabPlanes<float>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
                         int64_t x_hi, float weight_sq, float* __restrict__ e) {
   row_energies(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
 }
@@ -251,7 +287,8 @@ void finish_rows(const ColorVarianceArgs& a, const Bands& bands, const T* acc, T
 
 template <typename T>
 void color_variance_cpu_typed(const ColorVarianceArgs& a, at::Tensor& scratch) {
-  lab_planes_cpu<T>(a);
+  lab_planes(static_cast<const T*>(a.rgb), static_cast<T*>(a.lab), a.batch,
+             a.height * a.width, 4);
   const auto offsets = forward_offsets<T>(a.radius, a.sigma);
   const Bands bands(a.batch, a.height, a.radius);
   scratch.resize_({a.batch * bands.count * bands.stride_rows * a.width}).zero_();

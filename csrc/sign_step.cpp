@@ -4,9 +4,11 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "cpu_clones.h"
 #include "layout.h"
 
 namespace fastadv {
@@ -134,35 +136,12 @@ inline __attribute__((always_inline)) void flat_loop(T* x, const T* x0, const T*
   }
 }
 
-// bfloat16 is compute-bound at SSE2's width (its conversions widen and narrow every element), so
-// its loop is also compiled for AVX2 and AVX-512; the loader picks the CPU's best.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void flat_range_bf16(uint16_t* x, const uint16_t* x0, const uint16_t* grad, int64_t begin,
-                     int64_t end, float step, float eps, float lo, float hi, float quantum) {
-  if (quantum > 0) {
-    flat_loop<uint16_t, float, true>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
-  } else {
-    flat_loop<uint16_t, float, false>(x, x0, grad, begin, end, step, eps, lo, hi, 0.f);
-  }
-}
-
-template <typename T, typename acc_t, bool kQuantize>
-FASTADV_LOOP_FN void flat_range(T* x, const T* x0, const T* grad, int64_t begin, int64_t end,
-                                acc_t step, acc_t eps, acc_t lo, acc_t hi, acc_t quantum) {
-  if constexpr (std::is_same_v<T, uint16_t>) {
-    flat_range_bf16(x, x0, grad, begin, end, step, eps, lo, hi, kQuantize ? quantum : 0.f);
-  } else {
-    flat_loop<T, acc_t, kQuantize>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
-  }
-}
-
 // One row of the broadcast loop nest, its step, eps and mask rows at unit stride.
 template <typename T, typename acc_t, bool kQuantize>
-FASTADV_LOOP_FN void broadcast_row(T* x, const T* x0, const T* grad, int64_t n, const acc_t* step,
-                                   const acc_t* eps, const acc_t* mask, acc_t lo, acc_t hi,
-                                   acc_t quantum) {
+inline __attribute__((always_inline)) void row_loop(T* x, const T* x0, const T* grad, int64_t n,
+                                                    const acc_t* step, const acc_t* eps,
+                                                    const acc_t* mask, acc_t lo, acc_t hi,
+                                                    acc_t quantum) {
   for (int64_t k = 0; k < n; ++k) {
     store(x, k,
           sign_step_value<acc_t>(load<acc_t>(x, k), load<acc_t>(x0, k), load<acc_t>(grad, k),
@@ -171,15 +150,78 @@ FASTADV_LOOP_FN void broadcast_row(T* x, const T* x0, const T* grad, int64_t n, 
   }
 }
 
-// A broadcast operand's row at unit stride: itself, or gathered into `buffer` (a stride-0
-// operand, a per-sample value, becomes a row of copies). With unit strides the row loop
-// vectorises; strided reads kept it scalar, 6x slower.
-template <typename acc_t>
-const acc_t* unit_stride_row(const acc_t* p, int64_t stride, int64_t n, acc_t* buffer) {
-  if (stride == 1) return p;
-  for (int64_t k = 0; k < n; ++k) buffer[k] = p[k * stride];
-  return buffer;
+// The float32 and bfloat16 loops are compute-bound at SSE2's width (bfloat16 widens and narrows
+// every element; with rounding, float32 takes 1 ns an element on two threads), so they are also
+// compiled for AVX2 and AVX-512: each instantiation gets its clones.
+template <typename T, bool kQuantize>
+FASTADV_WIDE_CLONES void flat_range_wide(T* x, const T* x0, const T* grad, int64_t begin,
+                                         int64_t end, float step, float eps, float lo, float hi,
+                                         float quantum) {
+  flat_loop<T, float, kQuantize>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
 }
+
+template <typename T, bool kQuantize>
+FASTADV_WIDE_CLONES void row_wide(T* x, const T* x0, const T* grad, int64_t n, const float* step,
+                                  const float* eps, const float* mask, float lo, float hi,
+                                  float quantum) {
+  row_loop<T, float, kQuantize>(x, x0, grad, n, step, eps, mask, lo, hi, quantum);
+}
+
+template <typename T>
+constexpr bool kWide = std::is_same_v<T, float> || std::is_same_v<T, uint16_t>;
+
+template <typename T, typename acc_t, bool kQuantize>
+FASTADV_LOOP_FN void flat_range(T* x, const T* x0, const T* grad, int64_t begin, int64_t end,
+                                acc_t step, acc_t eps, acc_t lo, acc_t hi, acc_t quantum) {
+  if constexpr (kWide<T>) {
+    flat_range_wide<T, kQuantize>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
+  } else {
+    flat_loop<T, acc_t, kQuantize>(x, x0, grad, begin, end, step, eps, lo, hi, quantum);
+  }
+}
+
+template <typename T, typename acc_t, bool kQuantize>
+FASTADV_LOOP_FN void broadcast_row(T* x, const T* x0, const T* grad, int64_t n, const acc_t* step,
+                                   const acc_t* eps, const acc_t* mask, acc_t lo, acc_t hi,
+                                   acc_t quantum) {
+  if constexpr (kWide<T>) {
+    row_wide<T, kQuantize>(x, x0, grad, n, step, eps, mask, lo, hi, quantum);
+  } else {
+    row_loop<T, acc_t, kQuantize>(x, x0, grad, n, step, eps, mask, lo, hi, quantum);
+  }
+}
+
+// A broadcast operand's rows at unit stride, plane by plane. With unit strides the row loop
+// vectorises; strided reads kept it scalar, 6x slower. A row is the operand itself where it has
+// unit stride; a row of copies of its one value, filled once a plane, where it is constant over
+// the plane (a scalar, a per-sample or per-pixel-but-not-per-channel value in channels_last);
+// gathered row by row otherwise. (Filling the constant rows once a row cost more than the update.)
+template <typename acc_t>
+class UnitRows {
+ public:
+  UnitRows(const Operand<acc_t>& operand, int64_t n) : op_(operand), buffer_(n) {}
+
+  void start_plane(int64_t offset) {
+    base_ = op_.data + offset;
+    if (constant()) std::fill(buffer_.begin(), buffer_.end(), *base_);
+  }
+
+  const acc_t* row(int64_t k1) {
+    const acc_t* p = base_ + k1 * op_.strides.stride[1];
+    if (op_.strides.stride[0] == 1) return p;
+    if (!constant()) {
+      for (size_t k = 0; k < buffer_.size(); ++k) buffer_[k] = p[k * op_.strides.stride[0]];
+    }
+    return buffer_.data();
+  }
+
+ private:
+  bool constant() const { return op_.strides.stride[0] == 0 && op_.strides.stride[1] == 0; }
+
+  const Operand<acc_t>& op_;
+  std::vector<acc_t> buffer_;
+  const acc_t* base_ = nullptr;
+};
 
 template <typename scalar_t, bool kQuantize>
 struct CpuSignStep {
@@ -213,25 +255,19 @@ struct CpuSignStep {
     const int64_t plane = n0 * n1;
     const int64_t planes = a.numel / plane;
     at::parallel_for(0, planes, std::max<int64_t>(1, kGrain / plane), [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> rows(3 * n0);
+      UnitRows<acc_t> step_rows(step, n0), eps_rows(eps, n0), mask_rows(mask, n0);
       Coord4<int64_t> c;
       c.set(begin * plane, a.shape);
       for (int64_t p = begin; p < end; ++p) {
         if (active.data[c.offset(active.strides)]) {
-          const acc_t* s = step.data + c.offset(step.strides);
-          const acc_t* e = eps.data + c.offset(eps.strides);
-          const acc_t* m = mask.data + c.offset(mask.strides);
+          step_rows.start_plane(c.offset(step.strides));
+          eps_rows.start_plane(c.offset(eps.strides));
+          mask_rows.start_plane(c.offset(mask.strides));
           const int64_t i0 = p * plane;
           for (int64_t k1 = 0; k1 < n1; ++k1) {
             const int64_t i = i0 + k1 * n0;
-            const acc_t* sr = unit_stride_row(s + k1 * step.strides.stride[1],
-                                              step.strides.stride[0], n0, rows.data());
-            const acc_t* er = unit_stride_row(e + k1 * eps.strides.stride[1],
-                                              eps.strides.stride[0], n0, rows.data() + n0);
-            const acc_t* mr = unit_stride_row(m + k1 * mask.strides.stride[1],
-                                              mask.strides.stride[0], n0, rows.data() + 2 * n0);
-            broadcast_row<T, acc_t, kQuantize>(x + i, x0 + i, grad + i, n0, sr, er, mr, lo, hi,
-                                               q);
+            broadcast_row<T, acc_t, kQuantize>(x + i, x0 + i, grad + i, n0, step_rows.row(k1),
+                                               eps_rows.row(k1), mask_rows.row(k1), lo, hi, q);
           }
         }
         c.k[0] = n0 - 1;  // on to the next plane

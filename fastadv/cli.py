@@ -3,18 +3,25 @@
 fastadv hide IMAGE... --classes person --eps 10 [--restrict after|during]
                         [--model NAME|FILE] --out DIR
 fastadv protect IMAGE... [--condition top1|top5|top1-50] [--model NAME|FILE] --out DIR
-fastadv experiment hide|robustness|mindseye [...]
+fastadv experiment hide|robustness|mindseye|protect [...]
 fastadv demo [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
 
 import torch
+
+# Studies with their own argument parsers, to which `fastadv experiment NAME ...` hands the rest.
+FORWARDED_STUDIES = {
+    "mindseye": "Berntsen et al.: the Mind's Eye study",
+    "protect": "Sweere et al.: Table 1 of colour-variance protection",
+}
 
 
 def main(argv=None) -> int:
@@ -32,19 +39,18 @@ def main(argv=None) -> int:
     studies = experiment.add_subparsers(dest="study", required=True)
     _hide_study_parser(studies.add_parser("hide", help="Fischer et al.: hiding persons vs eps"))
     _robustness_parser(studies.add_parser("robustness", help="Arnab et al.: IoU ratio vs eps"))
-    studies.add_parser(
-        "mindseye", help="Berntsen et al. (options: fastadv experiment mindseye -h)", add_help=False
-    )
+    for name, paper in FORWARDED_STUDIES.items():
+        studies.add_parser(name, help=f"{paper} (options: fastadv experiment {name} -h)",
+                           add_help=False)  # fmt: skip
     demo = commands.add_parser(
         "demo", help="reduced versions of the segmentation studies, with a report"
     )
     demo.add_argument("--out", type=Path, default=Path("fastadv-demo"), help="report folder")
     demo.add_argument("--images", type=int, default=4)
     args, rest = parser.parse_known_args(argv)
-    if args.command == "experiment" and args.study == "mindseye":
-        from fastadv.experiments.mindseye import main as mindseye_main
-
-        return mindseye_main(rest)
+    if args.command == "experiment" and args.study in FORWARDED_STUDIES:
+        study = importlib.import_module(f"fastadv.experiments.{args.study}")
+        return study.main(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "experiment":
@@ -174,13 +180,12 @@ JPEG_WARNING = (
 
 
 def _protect_parser(p):
+    from fastadv.experiments.protect import add_algorithm_arguments
+
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--condition", choices=["top1", "top5", "top1-50"], default="top1")
     p.add_argument("--model", default="scene-cnn", help="shipped weights name or .safetensors file")
-    p.add_argument("--multiplier", type=float, default=0.2, help="m in pT = m * cV")
-    p.add_argument("--l1-weight", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--lr", type=float, default=0.01)
+    add_algorithm_arguments(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default=None)
     p.set_defaults(func=_protect)
@@ -227,16 +232,9 @@ def _protect_one(model, classes, x, args, out: Path) -> tuple:
     from fastadv.attacks import color_variance_attack
     from fastadv.attacks.color_variance import condition_met
     from fastadv.experiments.panels import to_uint8
+    from fastadv.experiments.protect import algorithm_settings
 
-    result = color_variance_attack(
-        model,
-        x,
-        condition=args.condition,
-        multiplier=args.multiplier,
-        l1_weight=args.l1_weight,
-        steps=args.steps,
-        lr=args.lr,
-    )
+    result = color_variance_attack(model, x, condition=args.condition, **algorithm_settings(args))
     pixels = to_uint8(result.adv[0])
     Image.fromarray(pixels.numpy()).save(out)
     saved = pixels.permute(2, 0, 1)[None].to(x.device).float() / 255  # what the PNG holds

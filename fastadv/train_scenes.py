@@ -2,10 +2,12 @@
 
     python -m fastadv.train_scenes --out fastadv/weights/scene-cnn.safetensors
 
-The training images are rendered once and cached as uint8 .npy files (never pickles) under
---cache. Every epoch ends with a checkpoint (weights, momentum buffers, epoch) in --cache;
-re-running the same command resumes from it. Each batch is seen at a random scale (64, 80 or
-96 pixels) so the fully convolutional model also classifies the larger images it is attacked on.
+SceneNet classifies at a fixed working resolution (--size, its input_size) and resizes larger
+images to it. Half the training images are rendered at that size, half at twice it and shrunk
+by the model's own resize, so the network knows both what a native render and what a shrunk
+photo look like. They are rendered once and cached as uint8 .npy files (never pickles) under
+--cache. Every epoch ends with a checkpoint (weights, momentum buffers, epoch) in
+--cache; re-running the same command resumes from it.
 """
 
 from __future__ import annotations
@@ -23,34 +25,35 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from fastadv.data.scenes import CLASSES, SynthScenes
-from fastadv.models.scene import SceneNet, save_classifier
-
-SCALES = (64, 64, 80, 96)  # 64 twice: half the batches at the cached size, the cheapest
+from fastadv.models.scene import SceneNet, save_classifier, shorter_side_to
 
 
-def cached(split: str, length: int, size: int, seed: int, cache: Path):
-    """(uint8 images [N, 3, H, W], int64 labels [N]) of SynthScenes, rendered once."""
-    path = cache / f"synthscenes-{split}-{length}-{size}-{seed}.npy"
+def cached(split: str, length: int, size: int, seed: int, cache: Path, *, scales=(1,)):
+    """(uint8 images [N, 3, size, size], int64 labels [N]) of SynthScenes, rendered once: image
+    i at scales[(i // 12) % len(scales)] times `size`, then shrunk to `size` as SceneNet does.
+    (Not i % len(scales): labels cycle with i, so the scale would give the label away.)"""
+    tag = "x".join(map(str, scales))
+    path = cache / f"synthscenes-{split}-{length}-{size}-{seed}-{tag}.npy"
     if not path.exists():
-        ds = SynthScenes(split, length, size, seed)
+        renders = [SynthScenes(split, length, scale * size, seed) for scale in scales]
         images = np.empty((length, 3, size, size), dtype=np.uint8)
         for i in tqdm(range(length), desc=f"render {split}", leave=False):
-            images[i] = (ds[i][0] * 255).round().byte().numpy()
+            scale = (i // len(CLASSES)) % len(scales)
+            image = shorter_side_to(renders[scale][i][0][None], size)[0]
+            images[i] = (image.clamp(0, 1) * 255).round().byte().numpy()
         cache.mkdir(parents=True, exist_ok=True)
         np.save(path, images)
     images = torch.from_numpy(np.load(path, allow_pickle=False))
     return images, torch.arange(length) % len(CLASSES)
 
 
-def accuracy(model, images: torch.Tensor, labels: torch.Tensor, size: int | None = None) -> float:
-    """Top-1 accuracy on uint8 images, resized to `size` when given."""
+def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy on uint8 images."""
     model.eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, len(images), 200):
             x = images[i : i + 200].float() / 255
-            if size is not None and size != x.shape[-1]:
-                x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
             correct += (model(x).argmax(1) == labels[i : i + 200]).sum().item()
     return correct / len(images)
 
@@ -72,14 +75,9 @@ def train_epoch(model, opt, images, labels, epoch, args, steps_per_epoch) -> flo
     for b in bar:
         idx = order[b * args.batch : (b + 1) * args.batch]
         x = images[idx].float() / 255
-        if torch.rand((), generator=gen) < 0.5:
-            x = x.flip(-1)
-        size = SCALES[int(torch.randint(len(SCALES), (), generator=gen))]
-        if size != x.shape[-1]:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         for group in opt.param_groups:
             group["lr"] = lr_at(epoch * steps_per_epoch + b, args.epochs * steps_per_epoch, args.lr)
-        loss = F.cross_entropy(model(x), labels[idx])
+        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=args.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -112,22 +110,25 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("fastadv/weights/scene-cnn.safetensors"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/fastadv-cache"))
-    p.add_argument("--train-images", type=int, default=6000)
+    p.add_argument("--train-images", type=int, default=9600)
     p.add_argument("--val-images", type=int, default=600)
-    p.add_argument("--size", type=int, default=64, help="size the images are rendered at")
+    p.add_argument("--size", type=int, default=128, help="rendered size = the model's input_size")
     p.add_argument("--width", type=int, default=16, help="SceneNet's first-layer channels")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    train_x, train_y = cached("train", args.train_images, args.size, args.seed, args.cache)
+    train_x, train_y = cached("train", args.train_images, args.size, args.seed, args.cache,
+                              scales=(1, 2))  # fmt: skip
     val_x, val_y = cached("val", args.val_images, args.size, args.seed, args.cache)
-    model = SceneNet(len(CLASSES), args.width)
+    val2_x, _ = cached("val", args.val_images, args.size, args.seed, args.cache, scales=(2,))
+    model = SceneNet(len(CLASSES), args.width, input_size=args.size)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)  # fmt: skip
     ckpt = args.cache / f"{args.out.stem}.ckpt.safetensors"
@@ -140,7 +141,8 @@ def main(argv=None) -> int:
         print(f"epoch {epoch + 1}: loss {loss:.4f}, val top-1 {acc:.4f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     save_classifier(model.eval(), args.out, "scenenet", CLASSES)
-    print(f"wrote {args.out}; val top-1 at {args.size} px: {accuracy(model, val_x, val_y):.4f}; "
+    print(f"wrote {args.out}; val top-1 at {args.size} px: {accuracy(model, val_x, val_y):.4f}, "
+          f"rendered at {2 * args.size} px: {accuracy(model, val2_x, val_y):.4f}; "
           f"{time.perf_counter() - start:.0f} s this run")  # fmt: skip
     return 0
 

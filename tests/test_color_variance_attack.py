@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fastadv.attacks import color_variance_attack
-from fastadv.attacks.color_variance import _adam_step, condition_met
+from fastadv.attacks.color_variance import _adam_, condition_met
 
 
 def model(num_classes=10, seed=0):
@@ -88,17 +88,20 @@ def test_samples_do_not_disturb_each_other():
     assert runs[0].iterations[0] == runs[1].iterations[0]
 
 
-def test_adam_step_is_torch_adam():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_adam_update_is_torch_adam(dtype):
+    """The attack's in-place update, step counter included, is torch.optim.Adam's."""
     torch.manual_seed(4)
-    v0 = torch.randn(2, 3, 4, 4)
+    v0 = torch.randn(2, 3, 4, 4, dtype=dtype)
     p = nn.Parameter(v0.clone())
     opt = torch.optim.Adam([p], lr=0.03)
-    v, m, s = v0.clone(), torch.zeros_like(v0), torch.zeros_like(v0)
-    for t in range(1, 4):
+    v, m, s, step = v0.clone(), torch.zeros_like(v0), torch.zeros_like(v0), torch.zeros(())
+    for _ in range(3):
         g = torch.randn_like(v0)
         p.grad = g.clone()
         opt.step()
-        v = _adam_step(v, g, m, s, t, 0.03)
+        _adam_(v, g, m, s, step, 0.03)
+    assert step.item() == 3
     torch.testing.assert_close(v, p.detach())
 
 
@@ -160,3 +163,49 @@ def test_protect_cli_writes_pngs_and_goes_on_past_bad_files(tmp_path, capsys):
     written = tmp_path / "scene_protected_protected.png"
     assert written.exists() and Image.open(written).size == (32, 32)
     assert "scene_protected.png" in out and "of 2 images protected" in out
+
+
+@pytest.fixture(scope="module")
+def scene_val():
+    """The shipped scene classifier and 12 SynthScenes val images (one a class) at 128 px."""
+    from fastadv.experiments.protect import QuantisedScenes
+    from fastadv.models.scene import load_classifier
+
+    model, classes = load_classifier("scene-cnn")
+    data = QuantisedScenes(12, 128)
+    x, y = (torch.stack(t) for t in zip(*(data[i] for i in range(12)), strict=True))
+    return model, classes, x, y
+
+
+@pytest.mark.parametrize("condition", ["top1", "top5"])
+def test_defaults_reach_table1_targets_on_val(scene_val, condition):
+    """Their Table 1's outcome with the shipped classifier and the defaults: every image
+    protected (top-1, resp. top-5, accuracy 0); the Top1 runs with SSIM >= 0.99."""
+    from fastadv import metrics
+
+    model, _, x, y = scene_val
+    torch.manual_seed(0)
+    r = color_variance_attack(model, x, y, condition=condition)
+    assert r.success.all()
+    with torch.no_grad():
+        top5 = model(r.adv).topk(5, dim=1).indices
+    assert not (top5[:, 0] == y).any()
+    if condition == "top5":
+        assert not (top5 == y[:, None]).any()
+    else:
+        assert metrics.ssim(r.adv, x).mean() >= 0.99
+
+
+def test_protect_study_through_the_cli(scene_val, tmp_path):
+    """`fastadv experiment protect` on 2 images: every Table 1 run, the tables and the panel."""
+    from fastadv.cli import main
+
+    out = tmp_path / "study"
+    argv = ["experiment", "protect", "--out", str(out), "--images", "2", "--size", "64",
+            "--batch", "2", "--steps", "3"]  # fmt: skip
+    assert main(argv) == 0
+    table = (out / "table.md").read_text()
+    for run in ("Original", "Top1-L1", "Top1-L1-50", "Top1-noL1", "Top5-L1", "Top5-noL1",
+                "uniform:Top1-L1"):  # fmt: skip
+        assert f"| {run} |" in table
+    assert (out / "table.csv").exists() and (out / "panel.png").stat().st_size > 0

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from fastadv.data import SynthScenes
 from fastadv.data.scenes import CLASSES
 from fastadv.models.resnet import resnet50
-from fastadv.models.scene import SceneNet, load_classifier, save_classifier
+from fastadv.models.scene import SceneNet, load_classifier, save_classifier, shorter_side_to
 
 
 def test_classes_cover_outdoor_and_indoor_scenes():
@@ -44,13 +44,40 @@ def test_bad_arguments():
         SynthScenes("val", 4, 32)[4]
 
 
-def test_shipped_classifier_is_accurate_on_val():
+@pytest.mark.parametrize("size", [128, 256])
+def test_shipped_classifier_is_accurate_on_val(size):
+    """At its working resolution and on renders twice as large, which it shrinks itself."""
     model, classes = load_classifier("scene-cnn")
-    assert classes == list(CLASSES) and isinstance(model, SceneNet)
-    x, y = SynthScenes("val", 96, 64).tensors()
+    assert classes == list(CLASSES) and isinstance(model, SceneNet) and model.input_size == 128
+    x, y = SynthScenes("val", 96, size).tensors()
     with torch.no_grad():
         accuracy = (model(x).argmax(1) == y).float().mean().item()
     assert accuracy >= 0.9
+
+
+def test_layout_alone_does_not_name_the_class():
+    """Scenes whose layout is another category's still carry their own class's ripple, so the
+    shipped classifier, which reads it, names them; the mirror image (whose ripple runs the other
+    way, another class's orientation) it does not. Checks that the texture cue is what it uses."""
+    model, _ = load_classifier("scene-cnn")
+    x, y = SynthScenes("val", 48, 128).tensors()
+    with torch.no_grad():
+        plain = (model(x).argmax(1) == y).float().mean().item()
+        mirrored = (model(x.flip(-1)).argmax(1) == y).float().mean().item()
+    assert plain >= 0.9 and mirrored < 0.5
+
+
+def test_scenenet_shrinks_inputs_to_its_working_resolution():
+    torch.manual_seed(0)
+    model = SceneNet(num_classes=5, input_size=32).eval()
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(shorter_side_to(x, 32)))
+    assert shorter_side_to(x, 32).shape == (2, 3, 32, 48)
+    assert shorter_side_to(x, 64) is x
+    x.requires_grad_(True)
+    model(x).sum().backward()  # differentiable through the resize
+    assert x.grad.abs().sum() > 0
 
 
 def test_resnet50_has_torchvision_names():
@@ -65,10 +92,11 @@ def test_resnet50_has_torchvision_names():
 
 def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    model = SceneNet(num_classes=7).eval()
+    model = SceneNet(num_classes=7, input_size=24).eval()
     path = tmp_path / "m.safetensors"
     save_classifier(model, path, "scenenet", classes=[str(i) for i in range(7)])
     loaded, classes = load_classifier(str(path))
+    assert loaded.input_size == 24
     x = torch.rand(2, 3, 40, 40)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.optim.adam import adam
 
 from fastadv.attacks._engine import AttackResult
 from fastadv.attacks._inputs import check_labels, check_unit_images, clean_logits
-from fastadv.attacks._model import attack_mode, logits_of
+from fastadv.attacks._model import attack_mode, check_logits, logits_of
 from fastadv.ops import sign_step
 from fastadv.ops._backend import resolve
 from fastadv.ops.color import color_variance
@@ -37,7 +38,7 @@ Condition = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CONDITIONS = ("top1", "top5", "top1-50")
 BOUNDS = ("color_variance", "uniform")
 QUANTUM = 1 / 255  # the uint8 grid: the perturbation survives saving as 8-bit PNG
-ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+FUSED_ADAM_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass
@@ -79,19 +80,20 @@ def color_variance_attack(
     x: torch.Tensor,
     labels: torch.Tensor | None = None,
     *,
-    multiplier: float = 0.2,
+    multiplier: float = 0.1,
     condition: str | Condition = "top1",
     l1_weight: float = 1.0,
     steps: int = 200,
-    lr: float = 0.01,
+    lr: float = 0.005,
     kernel_size: int = 3,
     sigma: float = 1.0,
     bound: str = "color_variance",
     backend: str = "auto",
 ) -> ProtectResult:
     """Protects images x [B, 3, H, W] in [0, 1] from a classifier by Algorithm 1 (module
-    docstring). The defaults (m = 0.2, α = 1, T = 200, Adam lr = 0.01, a 3x3 window with
-    σ = 1) were chosen by measurement on SynthScenes; see docs/protect.md.
+    docstring). The defaults (m = 0.1, α = 1, T = 200, Adam lr = 0.005, a 3x3 window with
+    σ = 1) were chosen by measurement on SynthScenes; see docs/protect.md. lr must exceed half
+    a grid step (1/510), or the rounding undoes every update.
 
     Returns a ProtectResult; `success[b]` is the condition evaluated on the returned image
     adv[b], so a sample that never met it within `steps` updates is a failure (its adv is the
@@ -99,20 +101,21 @@ def color_variance_attack(
     """
     _check_args(x, multiplier, condition, l1_weight, steps, lr, bound)
     with attack_mode(model):
-        logits = clean_logits(model, x)
-        if logits.dim() != 2:
-            raise ValueError("color_variance_attack needs a classifier (logits [B, K])")
-        if condition == "top5" and logits.shape[1] <= 5:
-            raise ValueError(
-                f"condition 'top5' needs a classifier with more than 5 classes, "
-                f"got {logits.shape[1]}"
-            )
-        c0 = logits.argmax(1) if labels is None else _check_labels(labels, logits)
+        if labels is None:  # c0 is the clean prediction, which takes a pass of its own
+            clean = _classes(clean_logits(model, x), None, condition)
+
+            def classes(_):
+                return clean
+        else:  # the labels are checked against the logits of the loop's first pass
+
+            def classes(logits):
+                return _classes(logits, labels, condition)
+
         threshold = _threshold(x, multiplier, kernel_size, sigma, bound, backend)
-        v, iterations = _optimise(model, x, c0, threshold, condition, l1_weight, steps, lr, backend)
+        v, iterations, success, c0 = _optimise(
+            model, x, classes, threshold, condition, l1_weight, steps, lr, backend
+        )
         adv = (x + v).clamp(0, 1)
-        with torch.no_grad():
-            success = condition_met(condition, logits_of(model(adv)), c0)
     delta = (adv - x).flatten(1).float()
     return ProtectResult(
         adv, success, iterations, delta.abs().amax(1), delta.norm(dim=1), threshold, c0
@@ -134,8 +137,19 @@ def _check_args(x, multiplier, condition, l1_weight, steps, lr, bound) -> None:
         raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
 
 
-def _check_labels(labels, logits) -> torch.Tensor:
-    """Class ids [B] in [0, K); check_labels with an ignore_index no valid label can take."""
+def _classes(logits, labels, condition) -> torch.Tensor:
+    """c0 [B]: the labels, checked, or else the logits' arg-max; the logits must be a
+    classifier's, with more than five classes for top5."""
+    if logits.dim() != 2:
+        raise ValueError(
+            f"color_variance_attack needs a classifier (logits [B, K]), got {tuple(logits.shape)}"
+        )
+    if condition == "top5" and logits.shape[1] <= 5:
+        raise ValueError(
+            f"condition 'top5' needs a classifier with more than 5 classes, got {logits.shape[1]}"
+        )
+    if labels is None:
+        return logits.argmax(1)
     labels = check_labels(labels, logits, "labels", ignore_index=-1)
     if (labels < 0).any():
         raise ValueError(f"labels holds class ids outside [0, {logits.shape[1]})")
@@ -151,17 +165,20 @@ def _threshold(x, multiplier, kernel_size, sigma, bound, backend) -> torch.Tenso
     return pt
 
 
-def _optimise(model, x, c0, pt, condition, l1_weight, steps, lr, backend):
-    """Algorithm 1's loop, batched: (v [B, 3, H, W], Adam updates taken [B]).
+def _optimise(model, x, classes, pt, condition, l1_weight, steps, lr, backend):
+    """Algorithm 1's loop, batched: (v [B, 3, H, W], Adam updates taken [B], success [B], c0),
+    with c0 = classes(logits of the first pass).
 
     Why the batch does not couple samples: the loss is a sum of per-sample losses, so each
-    sample's gradient is its own (the model is in eval mode); Adam is elementwise, and we write
-    it out so that a finished sample's rows of v and of both moments leave the batch together.
-    Indexing them out, rather than zeroing their updates, also spares the finished samples the
-    forward and backward passes. All samples still in the batch have taken the same number of
-    steps, so Adam's bias correction needs one step counter. The condition is checked before
-    each of the `steps` updates and once more after the last, so the returned perturbation is
-    the one the success flag describes.
+    sample's gradient is its own (the model is in eval mode); Adam is elementwise, so a finished
+    sample's rows of v and of both moments can leave the batch together. Indexing them out,
+    rather than zeroing their updates, also spares the finished samples later forward and
+    backward passes (and the backward pass of the iteration they finish in, where few go on).
+    All samples still in the batch have taken the same number of steps, so Adam's bias
+    correction needs one step counter. The condition is checked before each of the `steps`
+    updates and once more after the last, on the very image returned, so its verdict is the
+    success flag: no extra forward pass, except for samples done before their first update,
+    whose random start is put on the grid afterwards.
     """
     impl = resolve(backend, x.device)
     # The clip-and-round step through the fused op on v itself (x0 = 0, step 0):
@@ -172,47 +189,72 @@ def _optimise(model, x, c0, pt, condition, l1_weight, steps, lr, backend):
     # the grid value just inside otherwise: |v| <= pT and v on the 1/255 grid, both always.
     eps = torch.floor(pt * 255 + 1e-4) / 255  # + 1e-4: pT already on the grid stays there
     v = (torch.empty_like(x).uniform_(-0.01, 0.01) * pt).detach()
-    zeros = torch.zeros_like(x)
-    ops = sign_step.prepare(v, 0.0, eps, lo=-1.0, hi=1.0, quantum=QUANTUM)
-    out, iterations = v.clone(), torch.full_like(c0, steps)
-    m, s = torch.zeros_like(v), torch.zeros_like(v)
-    idx = torch.arange(x.shape[0], device=x.device)
+    full_zeros = torch.zeros_like(x)
+    full_ops = sign_step.prepare(v, 0.0, eps, lo=-1.0, hi=1.0, quantum=QUANTUM)
+    out, iterations = v.clone(), torch.full((x.shape[0],), steps, device=x.device)
+    success = torch.zeros_like(iterations, dtype=torch.bool)
     budget = 3 * pt.flatten(1).sum(1)  # ||pT||_1 over the three channels pT broadcasts to
     budget = torch.where(budget > 0, budget, 1.0)  # pT = 0 (flat image): v = 0, no L1 term
-    full_ops, full_zeros = ops, zeros
+    # The samples still running: their ids, images, budgets, operands, Adam moments and step.
+    idx, xs, zeros, ops = torch.arange(x.shape[0], device=x.device), x, full_zeros, full_ops
+    m, s, adam_step = torch.zeros_like(v), torch.zeros_like(v), torch.zeros((), device=x.device)
     for t in range(steps + 1):
         v.requires_grad_(True)
-        logits = logits_of(model((x[idx] + v).clamp(0, 1)))
-        done = condition_met(condition, logits.detach(), c0[idx]) | (t == steps)
-        keep = ~done
+        logits = logits_of(model((xs + v).clamp(0, 1)))
+        if t == 0:
+            check_logits(logits, x)
+            c0 = cs = classes(logits.detach())
+        met = condition_met(condition, logits.detach(), cs)
+        done = met | (t == steps)
+        keep = None
         if done.any():
-            out[idx[done]], iterations[idx[done]] = v.detach()[done], t
-            if not keep.any():
+            ended = idx[done]
+            out[ended], iterations[ended], success[ended] = v.detach()[done], t, met[done]
+            if done.all():
                 break
-            idx, logits, m, s = idx[keep], logits[keep], m[keep], s[keep]
-            zeros, budget, ops = zeros[keep], budget[keep], ops.subset(keep)
-        loss = _loss(logits, c0[idx], v[keep], budget, l1_weight)
-        (grad,) = torch.autograd.grad(loss, v)
-        grad = grad[keep]
-        v = _adam_step(v.detach()[keep], grad, m, s, t + 1, lr)
+            keep = ~done
+            idx, xs, cs, budget, ops = idx[keep], xs[keep], cs[keep], budget[keep], ops.subset(keep)
+            m, s, zeros = m[keep], s[keep], zeros[: len(idx)]
+            logits = logits[keep]
+            if 3 * len(idx) < 2 * len(keep):
+                # Fewer than two thirds go on: a fresh forward pass of theirs costs less than
+                # the backward pass of the whole batch (about two forward passes).
+                v, keep = v.detach()[keep].requires_grad_(True), None
+                logits = logits_of(model((xs + v).clamp(0, 1)))
+        grad = _ce_gradient(logits, cs, v)
+        v = v.detach()
+        if keep is not None:
+            v, grad = v[keep], grad[keep]
+        grad.addcmul_(v.sign(), (l1_weight / budget).to(v.dtype).view(-1, 1, 1, 1))
+        _adam_(v, grad, m, s, adam_step, lr)
         sign_step.apply_(v, zeros, grad, ops, impl)  # step 0: grad is not used
-    # Samples done at t = 0 hold the unrounded random start; one more clip-and-round puts them
-    # on the grid too (a no-op for every other sample, already on it and within eps).
-    sign_step.apply_(out, full_zeros, full_zeros, full_ops, impl)
-    return out, iterations
+    # Samples done at t = 0 hold the unrounded random start: one more clip-and-round puts them
+    # on the grid too, and their verdict is taken again on the rounded image.
+    first = iterations == 0
+    if first.any():
+        start, n = out[first], int(first.sum())
+        sign_step.apply_(start, full_zeros[:n], full_zeros[:n], full_ops.subset(first), impl)
+        out[first] = start
+        with torch.no_grad():
+            logits = logits_of(model((x[first] + start).clamp(0, 1)))
+        success[first] = condition_met(condition, logits, c0[first])
+    return out, iterations, success, c0
 
 
-def _loss(logits, c0, v, budget, l1_weight) -> torch.Tensor:
-    """Σ_b [ -CE(logits_b, c0_b) + α · ||v_b||_1 / ||pT_b||_1 ]."""
-    ce = F.cross_entropy(logits, c0, reduction="none")
-    return (-ce + l1_weight * v.abs().flatten(1).sum(1) / budget).sum()
+def _ce_gradient(logits, c0, v) -> torch.Tensor:
+    """∂/∂v of Σ_b -CE(logits_b, c0_b). The loss's other term, α · ||v_b||_1 / ||pT_b||_1, has
+    the gradient α · sign(v_b) / ||pT_b||_1, which the loop adds itself: its value is never
+    needed, so the L1 norm is never computed."""
+    return torch.autograd.grad(-F.cross_entropy(logits, c0, reduction="sum"), v)[0]
 
 
-def _adam_step(v, grad, m, s, t: int, lr: float) -> torch.Tensor:
-    """torch.optim.Adam's update (no weight decay, no amsgrad), moments m, s in place:
-    m = β1 m + (1-β1) g;  s = β2 s + (1-β2) g²;  v -= lr · m̂ / (sqrt(ŝ) + ε)."""
-    b1, b2 = ADAM_BETAS
-    m.mul_(b1).add_(grad, alpha=1 - b1)
-    s.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-    denom = (s / (1 - b2**t)).sqrt_().add_(ADAM_EPS)
-    return v.addcdiv(m, denom, value=-lr / (1 - b1**t))
+def _adam_(v, grad, m, s, step, lr: float) -> None:
+    """One torch.optim.Adam update of v in place (its defaults: betas (0.9, 0.999), eps 1e-8;
+    no weight decay, no amsgrad), through torch's functional Adam, fused into one pass where
+    torch has the fused kernel for v's device and dtype; moments m, s and the step count (a
+    0-d tensor, incremented) in place."""
+    fused = v.device.type in ("cpu", "cuda") and v.dtype in FUSED_ADAM_DTYPES
+    adam(
+        [v], [grad], [m], [s], [], [step], fused=fused or None, amsgrad=False,
+        beta1=0.9, beta2=0.999, lr=lr, weight_decay=0.0, eps=1e-8, maximize=False,
+    )  # fmt: skip

@@ -4,8 +4,19 @@ Sweere et al. protect Places365 images against a scene classifier. Places365 is 
 licensed per image, so the library ships a stand-in: twelve scene categories drawn from
 primitives (sky gradients, horizons, smooth-noise textures, rectangles, triangles, ellipses,
 perspective trapezoids). Each category has a fixed layout grammar; each image draws its own
-horizon, object counts and positions, palette jitter and texture noise, so the classes are
-distinct to a classifier but no two images are alike.
+horizon, object counts and positions, palette jitter and texture noise.
+
+Two cues name an image's class, as in photographs:
+- its layout (sky, horizon, buildings, trees, ...), which is the class's own in half the images
+  and a random category's in the other half: scene layouts are shared between categories (a
+  Places365 "park" and "field" look alike), which is why Places365 top-1 accuracy is about 55 %;
+- its material texture, which is always the class's own: a fine ripple of a class-specific
+  orientation and spatial frequency, a few grey levels deep, over class-filtered grain.
+A classifier must read the texture to pass 90 %, as photo CNNs lean on texture rather than
+shape (Geirhos et al., ICLR 2019). That reliance on a weak, fine-scale cue is what makes photo
+classifiers easy to fool with perturbations of a few grey levels, and what Sweere et al.'s
+protection exploits; classifiers trained on layout alone need an L-inf of 4-8/255 to flip
+(docs/protect.md).
 
 Image `i` of a split is a pure function of (seed, split, i, size): the same arguments give the
 same pixels on every machine (torch's CPU generator), and the val split never overlaps train.
@@ -15,6 +26,7 @@ without collisions: split (1 bit) | seed (7 bits) | i (24 bits).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -276,20 +288,33 @@ def _texture(label: int, size: int, gen: torch.Generator) -> torch.Tensor:
     return F.conv2d(noise, kernel, groups=3)[0]
 
 
+def _ripple(label: int, c: _Canvas) -> torch.Tensor:
+    """The class's material ripple [H, W] of unit amplitude: sin(2π f (x cos θ + y sin θ) + φ)
+    with orientation θ = 15° · label and f = 10 + label cycles per image width (each jittered a
+    little), random phase. Frequencies in cycles per image, not per pixel, so a 256-pixel render
+    shrunk to 128 pixels shows the ripple a 128-pixel render does."""
+    theta = math.pi * label / len(CLASSES) + c.u(-0.1, 0.1)
+    freq = 2 * math.pi * (10 + label) * c.u(0.9, 1.1)
+    along = c.x * math.cos(theta) + c.y * math.sin(theta)
+    return torch.sin(freq * along + c.u(0, 2 * math.pi))
+
+
 def render(label: int, size: int, gen: torch.Generator) -> torch.Tensor:
-    """One image [3, size, size] in [0, 1] of class `label`: the class painter, a random
-    mirror, then a photometric jitter strong enough that colour alone does not name the class
-    (per-channel gains g, contrast k, brightness b: x -> k (g x - 0.5) + 0.5 + b) and sensor
-    grain of a random strength."""
+    """One image [3, size, size] in [0, 1] of class `label`: a layout (the class's own in half
+    the images, a random category's otherwise), a random mirror, the class's material texture
+    (its ripple and its filtered grain), then a photometric jitter strong enough that colour
+    alone does not name the class (per-channel gains g, contrast k, brightness b:
+    x -> k (g x - 0.5) + 0.5 + b)."""
     c = _Canvas(size, gen)
-    _PAINTERS[CLASSES[label]](c)
+    layout = label if c.u() < 0.5 else c.n(0, len(CLASSES) - 1)
+    _PAINTERS[CLASSES[layout]](c)
     if c.u() < 0.5:
         c.img = c.img.flip(-1)
-    c.img = c.img + c.u(0.03, 0.08) * _texture(label, size, gen)
+    grain = c.u(0.03, 0.08) * _texture(label, size, gen)
+    c.img = c.img + grain + c.u(0.01, 0.02) * _ripple(label, c)
     gains = (0.75 + 0.5 * torch.rand(3, generator=gen)).view(3, 1, 1)
     b, k = c.u(-0.1, 0.1), c.u(0.75, 1.25)
-    grain = c.u(0.0, 0.01) * torch.randn(3, size, size, generator=gen)
-    return (k * (gains * c.img - 0.5) + 0.5 + b + grain).clamp(0, 1)
+    return (k * (gains * c.img - 0.5) + 0.5 + b).clamp(0, 1)
 
 
 class SynthScenes(torch.utils.data.Dataset):

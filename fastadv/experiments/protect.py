@@ -6,7 +6,7 @@ paper. Per run: top-1 and top-5 accuracy after protection, SSIM and mean CIEDE20
 original, L-inf in pixel units, success rate, Adam iterations and seconds per image. Runs
 prefixed "uniform:" replace the colour-variance bound by a uniform one of equal mean budget.
 
-    python -m fastadv.experiments.protect --out runs/protect --images 48 --size 128
+    fastadv experiment protect --out runs/protect --images 96 --size 128
 
 Resumable (fastadv.experiments.harness): a killed run picks up where it stopped.
 """
@@ -191,7 +191,7 @@ def _show(model, classes, title, image, ax) -> None:
     ax.set_yticks([])
 
 
-def run(model, classes, out_dir, *, images=48, size=128, batch_size=16, progress=True, **kw):
+def run(model, classes, out_dir, *, images=96, size=128, batch_size=16, progress=True, **kw):
     """Runs (or resumes) the study into out_dir: table.csv, table.md, panel.png; returns rows."""
     out_dir = Path(out_dir)
     dataset = QuantisedScenes(images, size)
@@ -205,24 +205,35 @@ def run(model, classes, out_dir, *, images=48, size=128, batch_size=16, progress
     return rows
 
 
+def add_algorithm_arguments(p: argparse.ArgumentParser) -> None:
+    """Algorithm 1's settings as options; left unset, they take color_variance_attack's own
+    (measured) defaults, which live in one place: its signature."""
+    p.add_argument("--multiplier", type=float, help="m in pT = m * cV")
+    p.add_argument("--l1-weight", type=float, help="alpha, the weight of the L1 term")
+    p.add_argument("--steps", type=int, help="T, the most Adam updates")
+    p.add_argument("--lr", type=float, help="Adam's learning rate")
+
+
+def algorithm_settings(args: argparse.Namespace) -> dict:
+    """The settings of add_algorithm_arguments that were given, as keyword arguments."""
+    names = ("multiplier", "l1_weight", "steps", "lr")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/protect"))
     p.add_argument("--model", default="scene-cnn", help="shipped name or .safetensors file")
-    p.add_argument("--images", type=int, default=48, help="SynthScenes val images")
+    p.add_argument("--images", type=int, default=96, help="SynthScenes val images")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--multiplier", type=float, default=0.2)
-    p.add_argument("--l1-weight", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=0.01)
+    add_algorithm_arguments(p)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, classes = load_classifier(args.model)
     rows = run(model, classes, args.out, images=args.images, size=args.size,
-               batch_size=args.batch, steps=args.steps, multiplier=args.multiplier,
-               l1_weight=args.l1_weight, lr=args.lr)  # fmt: skip
+               batch_size=args.batch, **algorithm_settings(args))  # fmt: skip
     print(report.markdown_table(rows, COLUMNS))
     return 0
 

@@ -157,10 +157,12 @@ def _bound(value: Bound, x: torch.Tensor, name: str, *, nonnegative: bool):
         if not (value.dtype.is_floating_point or value.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"{name} must be a float or a float tensor, got {value.dtype}")
         value = _per_sample_view(value, x, name).to(compute_dtype(x.dtype))
-        if torch.isnan(value).any():
+        # One pass in the common case: NaN fails `>= 0` as a negative value does.
+        if nonnegative and not bool((value >= 0).all()):
+            nan = bool(torch.isnan(value).any())
+            raise ValueError(f"{name} contains NaN" if nan else f"{name} must be >= 0 everywhere")
+        if not nonnegative and torch.isnan(value).any():
             raise ValueError(f"{name} contains NaN")
-        if nonnegative and (value < 0).any():
-            raise ValueError(f"{name} must be >= 0 everywhere")
         return 0.0, value
     value = float(value)
     if value != value:

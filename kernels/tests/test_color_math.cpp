@@ -62,7 +62,7 @@ void test_float_atan2() {
   expect_near(fastadv::m_atan2(0.f, 0.f), 0.0, 0, "m_atan2(0, 0)");
 }
 
-// The host's float exp, sin and sqrt, relative to the double ones.
+// The host's float exp, sin, sqrt, log, pow and cbrt, relative to the double ones.
 void test_float_polynomials() {
   for (int i = 0; i <= 20000; ++i) {
     const float v = -87.f + i * (87.f / 20000);
@@ -74,6 +74,14 @@ void test_float_polynomials() {
     expect_near(fastadv::m_sqrt(q) / std::sqrt(double(q)), 1.0, 5e-7, "m_sqrt(float)");
   }
   expect_near(fastadv::m_sqrt(0.f), 0.0, 0, "m_sqrt(0)");
+  for (int i = 0; i <= 20000; ++i) {
+    const float v = std::ldexp(1.f + i / 20000.f, i % 40 - 20);  // mantissas across 2^-20..2^19
+    const double ln = std::log(double(v));  // error relative to max(1, |ln v|)
+    expect_near(fastadv::m_log(v), ln, 1.2e-7 * std::fmax(1.0, std::fabs(ln)), "m_log(float)");
+    const float t = 0.04f + i * (1.2f / 20000);  // the sRGB and CIELAB transfer domains
+    expect_near(fastadv::m_pow(t, 2.4f) / std::pow(double(t), 2.4), 1.0, 1e-6, "m_pow(float)");
+    expect_near(fastadv::m_cbrt(t) / std::cbrt(double(t)), 1.0, 3e-7, "m_cbrt(float)");
+  }
 }
 
 void test_rgb_to_lab() {
