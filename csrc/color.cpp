@@ -105,11 +105,12 @@ void parallel_plane_runs(int64_t outer, int64_t inner, F&& f) {
   });
 }
 
-// CIELAB (and chroma, where c is not null) of n pixels from unit-stride r, g, b planes.
+// CIELAB (and chroma) of n pixels from unit-stride r, g, b planes: one loop each way, so that
+// neither tests for the chroma plane per pixel.
 template <typename T, bool kChroma>
-FASTADV_HD_INLINE void lab_run(const T* __restrict__ r, const T* __restrict__ g,
-                               const T* __restrict__ b, T* __restrict__ l, T* __restrict__ a_out,
-                               T* __restrict__ b_out, T* __restrict__ c, int64_t n) {
+FASTADV_HD_INLINE void lab_loop(const T* __restrict__ r, const T* __restrict__ g,
+                                const T* __restrict__ b, T* __restrict__ l, T* __restrict__ a_out,
+                                T* __restrict__ b_out, T* __restrict__ c, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const Lab<T> v = rgb_to_lab(r[j], g[j], b[j]);
     l[j] = v.L;
@@ -119,33 +120,35 @@ FASTADV_HD_INLINE void lab_run(const T* __restrict__ r, const T* __restrict__ g,
   }
 }
 
-// The float runs, compiled for AVX2 and AVX-512 too.
-FASTADV_WIDE_CLONES void lab_run_float(const float* r, const float* g, const float* b, float* l, float* a_out,
-                   float* b_out, float* c, int64_t n) {
+// The chroma plane c is written where it is not null.
+template <typename T>
+FASTADV_HD_INLINE void lab_run(const T* r, const T* g, const T* b, T* l, T* a_out, T* b_out, T* c,
+                               int64_t n) {
   if (c != nullptr) {
-    lab_run<float, true>(r, g, b, l, a_out, b_out, c, n);
+    lab_loop<T, true>(r, g, b, l, a_out, b_out, c, n);
   } else {
-    lab_run<float, false>(r, g, b, l, a_out, b_out, nullptr, n);
+    lab_loop<T, false>(r, g, b, l, a_out, b_out, nullptr, n);
   }
+}
+
+// The float runs, compiled for AVX2 and AVX-512 too.
+FASTADV_WIDE_CLONES void lab_run_float(const float* r, const float* g, const float* b, float* l,
+                                       float* a_out, float* b_out, float* c, int64_t n) {
+  lab_run(r, g, b, l, a_out, b_out, c, n);
 }
 
 // Lab planes (out_channels 3) or Lab and chroma planes (4) of `outer` images of `plane` pixels.
 template <typename T>
 void lab_planes(const T* rgb, T* out, int64_t outer, int64_t plane, int out_channels) {
+  constexpr auto run = [] {
+    if constexpr (std::is_same_v<T, float>) return &lab_run_float;
+    else return &lab_run<T>;
+  }();
   parallel_plane_runs(outer, plane, [&](int64_t m, int64_t j, int64_t n) {
     const T* src = rgb + m * 3 * plane + j;
     T* dst = out + m * out_channels * plane + j;
-    T* chroma = out_channels == 4 ? dst + 3 * plane : nullptr;
-    if constexpr (std::is_same_v<T, float>) {
-      lab_run_float(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane, chroma,
-                    n);
-    } else if (chroma != nullptr) {
-      lab_run<T, true>(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
-                       chroma, n);
-    } else {
-      lab_run<T, false>(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
-                        nullptr, n);
-    }
+    run(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
+        out_channels == 4 ? dst + 3 * plane : nullptr, n);
   });
 }
 

@@ -38,7 +38,6 @@ Condition = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CONDITIONS = ("top1", "top5", "top1-50")
 BOUNDS = ("color_variance", "uniform")
 QUANTUM = 1 / 255  # the uint8 grid: the perturbation survives saving as 8-bit PNG
-FUSED_ADAM_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass
@@ -250,11 +249,11 @@ def _ce_gradient(logits, c0, v) -> torch.Tensor:
 
 def _adam_(v, grad, m, s, step, lr: float) -> None:
     """One torch.optim.Adam update of v in place (its defaults: betas (0.9, 0.999), eps 1e-8;
-    no weight decay, no amsgrad), through torch's functional Adam, fused into one pass where
-    torch has the fused kernel for v's device and dtype; moments m, s and the step count (a
-    0-d tensor, incremented) in place."""
-    fused = v.device.type in ("cpu", "cuda") and v.dtype in FUSED_ADAM_DTYPES
+    no weight decay, no amsgrad), through torch's functional Adam, fused into one pass on the
+    devices torch has the fused kernel for (every float dtype the attack takes); moments m, s
+    and the step count (a 0-d tensor, incremented) in place."""
+    fused = v.device.type in ("cpu", "cuda") or None  # None: torch's default elsewhere
     adam(
-        [v], [grad], [m], [s], [], [step], fused=fused or None, amsgrad=False,
+        [v], [grad], [m], [s], [], [step], fused=fused, amsgrad=False,
         beta1=0.9, beta2=0.999, lr=lr, weight_decay=0.0, eps=1e-8, maximize=False,
     )  # fmt: skip
