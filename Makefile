@@ -1,6 +1,7 @@
 # Set-up and entry points. `make demo` runs the main job, `make test` the whole test suite;
 # both create .venv on first use. The venv sees the system's packages, so a torch that is already
-# installed (a CUDA build on a GPU machine) is reused; otherwise torch==2.13.0 is installed.
+# installed (a GPU machine's) is reused; otherwise torch==2.14.1 (a CUDA 13.0 build, so that the CUDA
+# kernels compile through torch's own BuildExtension even without a GPU) and torchvision==0.29.1.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fastadv-installed
@@ -12,7 +13,7 @@ venv: $(VENV)/.deps
 
 $(VENV)/.deps: requirements-dev.txt
 	test -x $(PY) || python3 -m venv --system-site-packages $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps torchattacks==3.5.1  # tests compare against it; its deps pull torchvision
 	touch $@

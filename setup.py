@@ -8,10 +8,35 @@ Ampere and Hopper).
 import glob
 import os
 import re
+import shutil
 
-import torch
-from setuptools import setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+def cuda_toolkit() -> str | None:
+    """The CUDA toolkit's root: $CUDA_HOME, else the folder above the nvcc on PATH, else
+    /usr/local/cuda*. A root counts only when it holds the headers (an nvcc on PATH may be a
+    wrapper script elsewhere, which torch's own guess would take for the toolkit)."""
+    nvcc = shutil.which("nvcc")
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))) if nvcc else None)
+    candidates += ["/usr/local/cuda", *sorted(glob.glob("/usr/local/cuda-*"), reverse=True)]
+    for root in filter(None, candidates):
+        if os.path.isfile(os.path.join(root, "include", "cuda_runtime.h")):
+            return root
+    return None
+
+
+# torch.utils.cpp_extension reads CUDA_HOME once, when it is imported.
+if cuda_toolkit() is not None:
+    os.environ["CUDA_HOME"] = cuda_toolkit()
+
+import torch  # noqa: E402
+from setuptools import setup  # noqa: E402
+from torch.utils.cpp_extension import (  # noqa: E402
+    CUDA_HOME,
+    BuildExtension,
+    CppExtension,
+    CUDAExtension,
+)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;9.0"

@@ -20,13 +20,33 @@ struct AccType<double> {
 template <typename T>
 using acc_type = typename AccType<T>::type;
 
+// The half types through CUDA's intrinsics: torch's BuildExtension compiles with
+// -D__CUDA_NO_HALF_CONVERSIONS__ and -D__CUDA_NO_BFLOAT16_CONVERSIONS__, which remove their
+// implicit conversions (and so static_cast). Narrowing rounds to nearest even, as torch does.
 template <typename T>
 __device__ __forceinline__ acc_type<T> to_acc(T v) {
   return static_cast<acc_type<T>>(v);
 }
+template <>
+__device__ __forceinline__ float to_acc<__half>(__half v) {
+  return __half2float(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+
 template <typename T>
 __device__ __forceinline__ T from_acc(acc_type<T> v) {
   return static_cast<T>(v);
+}
+template <>
+__device__ __forceinline__ __half from_acc<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
 }
 
 template <typename T, int N>
