@@ -38,9 +38,11 @@ bench: build
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
 
-cmake-check:
-	cmake -S . -B cmake-build -G Ninja
+# The kernels' own build, with the nvcc flags of torch's BuildExtension (needs the venv's torch).
+cmake-check: venv
+	cmake -S . -B cmake-build -G Ninja -DFASTADV_NVCC_FLAGS="$$($(PY) .ci/nvcc_flags.py 2>/dev/null)"
 	cmake --build cmake-build
 	ctest --test-dir cmake-build --output-on-failure
 

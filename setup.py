@@ -55,8 +55,15 @@ def want_cuda() -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None
 
 
-def sources(pattern: str) -> list[str]:
-    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+def sources(*patterns: str) -> list[str]:
+    found = (glob.glob(os.path.join(ROOT, pattern)) for pattern in patterns)
+    return sorted(os.path.relpath(p, ROOT) for paths in found for p in paths)
+
+
+#: nvcc flags of the CUDA kernels besides those torch's BuildExtension adds itself (its
+#: COMMON_NVCC_FLAGS, such as -D__CUDA_NO_HALF_CONVERSIONS__, and the -gencode flags of the
+#: archs). .ci/nvcc_flags.py hands both to the CMake compile check of kernels/.
+NVCC_FLAGS = ["-O3", "-std=c++17"]
 
 
 def extension():
@@ -69,28 +76,29 @@ def extension():
     if torch.backends.openmp.is_available():
         cxx.append("-fopenmp")
         link.append("-fopenmp")
-    cpp_sources = sources("csrc/*.cpp")
+    # Every #include of the project's own headers is written from the repository's root.
+    common = {"include_dirs": [ROOT], "extra_link_args": link}
+    cpp_sources = sources("csrc/*.cpp", "csrc/cpu/*.cpp")
     if not want_cuda():
         print(f"fastadv {version}: building the C++ (CPU) kernels; CUDA skipped")
-        return CppExtension(
-            "fastadv._C", cpp_sources, extra_compile_args={"cxx": cxx}, extra_link_args=link
-        )
+        return CppExtension("fastadv._C", cpp_sources, extra_compile_args={"cxx": cxx}, **common)
 
     archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or DEFAULT_ARCHS
     os.environ["TORCH_CUDA_ARCH_LIST"] = archs  # read by torch's build helper
     defines = ["-DFASTADV_WITH_CUDA", f'-DFASTADV_CUDA_ARCHS="{archs}"']
-    cuda_sources = sources("csrc/cuda/*.cpp") + sources("kernels/*.cu")
+    cuda_sources = sources("csrc/cuda/*.cpp", "kernels/*.cu")
     print(f"fastadv {version}: building the C++ (CPU) and CUDA kernels for archs {archs}")
     return CUDAExtension(
         "fastadv._C",
         cpp_sources + cuda_sources,
-        extra_compile_args={"cxx": cxx + defines, "nvcc": ["-O3", "-std=c++17", *defines]},
-        extra_link_args=link,
+        extra_compile_args={"cxx": cxx + defines, "nvcc": [*NVCC_FLAGS, *defines]},
+        **common,
     )
 
 
-setup(
-    version=read_version(),
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-)
+if __name__ == "__main__":  # .ci/nvcc_flags.py imports this file for NVCC_FLAGS alone
+    setup(
+        version=read_version(),
+        ext_modules=[extension()],
+        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    )

@@ -39,12 +39,12 @@ from skimage import data as skdata
 
 import fastadv.ops as F
 from _common import append_rows, row, time_ms
-from fastadv.ops.color import gaussian_weight
+from fastadv.reference.color import gaussian_weight
 
 KERNEL_SIZES = (3, 5, 7)
 SIGMA = 1.0
 LOOP_CROP = 12  # side of the crop the per-pair loop is timed on
-# FP32 operations of one CIEDE2000 pair in kernels/color.h, special functions (sqrt, division,
+# FP32 operations of one CIEDE2000 pair in kernels/color_math.h, special functions (sqrt, division,
 # atan2, exp, sin) counted as one each: an estimate for the share-of-peak column.
 FLOPS_PER_PAIR = 190
 

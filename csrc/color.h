@@ -1,8 +1,9 @@
+// Host side of the colour ops, shared by the CPU and CUDA wrappers.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
-#include "../kernels/color.h"
+#include "kernels/color_math.h"
 
 namespace fastadv {
 

@@ -1,4 +1,4 @@
-#include "layout.h"
+#include "csrc/layout.h"
 
 #include <ATen/ExpandUtils.h>
 #include <c10/util/Exception.h>
@@ -45,6 +45,10 @@ DType to_kernel_dtype(at::ScalarType type, const char* what) {
     case at::kDouble: return DType::Float64;
     default: TORCH_CHECK(false, what, " must be float16, bfloat16, float32 or float64, got ", type);
   }
+}
+
+at::ScalarType compute_scalar_type(at::ScalarType type, const char* what) {
+  return to_kernel_dtype(type, what) == DType::Float64 ? at::kDouble : at::kFloat;
 }
 
 }  // namespace fastadv

@@ -1,12 +1,12 @@
-// Describes a dense 4-d tensor in memory order for the kernels, and broadcast operands in the
-// same order. Shared by every op's CPU and CUDA wrappers.
+// Host helpers shared by every op's CPU and CUDA wrappers: the float dtypes the kernels take and
+// the type they compute in, and a dense 4-d tensor described in memory order for the kernels.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <array>
 
-#include "../kernels/common.h"
+#include "kernels/common.h"
 
 namespace fastadv {
 
@@ -22,6 +22,12 @@ struct MemoryOrder {
   Strides4 broadcast_strides(const at::Tensor& t, at::IntArrayRef x_sizes, const char* what) const;
 };
 
+// The kernels' element type of a float16, bfloat16, float32 or float64 tensor; anything else
+// fails, naming `what`.
 DType to_kernel_dtype(at::ScalarType type, const char* what);
+
+// The type a kernel computes in for a tensor of `type` (checked as above): half types and float32
+// compute in float32, float64 in float64.
+at::ScalarType compute_scalar_type(at::ScalarType type, const char* what);
 
 }  // namespace fastadv

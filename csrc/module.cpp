@@ -1,8 +1,7 @@
-// fastadv._C: the op schemas (torch.ops.fastadv.*) and a small pybind11 module with the
-// version, what was built, and the CPU kernels' thread count.
+// fastadv._C: a small pybind11 module with the version, what was built, and the CPU kernels'
+// thread count. Each op's schema (torch.ops.fastadv.*) lives beside its host code, csrc/<op>.cpp.
 #include <ATen/Parallel.h>
 #include <pybind11/pybind11.h>
-#include <torch/library.h>
 
 #ifndef FASTADV_VERSION
 #define FASTADV_VERSION "0.0.0"
@@ -10,18 +9,6 @@
 #ifndef FASTADV_CUDA_ARCHS
 #define FASTADV_CUDA_ARCHS ""
 #endif
-
-TORCH_LIBRARY(fastadv, m) {
-  m.def(
-      "sign_step_(Tensor(a!) x, Tensor x0, Tensor grad, float step, Tensor? step_map, float eps, "
-      "Tensor? eps_map, float lo, float hi, Tensor? mask, Tensor? active, float? quantum) -> ()");
-  m.def(
-      "nearest_fill(Tensor labels, Tensor hide, bool with_distance) -> (Tensor filled, "
-      "Tensor distance, Tensor empty)");
-  m.def("rgb_to_lab(Tensor rgb) -> Tensor");
-  m.def("delta_e2000(Tensor lab1, Tensor lab2, float kl, float kc, float kh) -> Tensor");
-  m.def("color_variance(Tensor rgb, int kernel_size, float sigma, bool normalize) -> Tensor");
-}
 
 namespace {
 

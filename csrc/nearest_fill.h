@@ -1,10 +1,11 @@
+// Host side of fastadv::nearest_fill, shared by the CPU and CUDA wrappers.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <tuple>
 
-#include "../kernels/nearest_fill.h"
+#include "kernels/nearest_fill_math.h"
 
 namespace fastadv {
 

@@ -1,10 +1,11 @@
+// Host side of fastadv::sign_step_, shared by the CPU and CUDA wrappers.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <optional>
 
-#include "../kernels/sign_step.h"
+#include "kernels/sign_step_math.h"
 
 namespace fastadv {
 

@@ -1,4 +1,4 @@
-// CUDA kernels of the colour ops (formulas: color.h).
+// CUDA kernels of the colour ops (formulas: color_math.h).
 //
 // rgb_to_lab and delta_e2000 are elementwise, one pixel a thread. color_variance is
 // compute-bound (a ΔE00 is ~150 flops and 5 special functions): Lab and chroma are computed once
@@ -7,7 +7,8 @@
 // pixel, and added to both ends (shared-memory atomics); a pair that leaves the tile is computed by
 // each of the two tiles it joins, for its own pixel only. Border pairs are a small share
 // (~2(k-1)/16 of the tile's pairs at k = 3), so the tiles need no halo exchange.
-#include "launch.h"
+#include "kernels/color_launch.h"
+#include "kernels/cuda_utils.cuh"
 
 namespace fastadv {
 namespace {
@@ -15,11 +16,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 1 << 20;  // the grid-stride loops cover the rest
 constexpr int kTileW = 32, kTileH = 16, kBlockRows = 8;
-
-int64_t blocks_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return blocks < kMaxBlocks ? blocks : kMaxBlocks;
-}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) rgb_to_lab_kernel(ColorPixelsArgs a) {
@@ -69,7 +65,9 @@ struct TileLab {
   T L[kTileH][kTileW], a[kTileH][kTileW], b[kTileH][kTileW], c[kTileH][kTileW];
   T sum[kTileH][kTileW];  // Σ (g ΔE00)² of each pixel
 
-  __device__ LabC<T> at(int ty, int tx) const { return {L[ty][tx], a[ty][tx], b[ty][tx], c[ty][tx]}; }
+  __device__ LabC<T> at(int ty, int tx) const {
+    return {L[ty][tx], a[ty][tx], b[ty][tx], c[ty][tx]};
+  }
 };
 
 template <typename T>
@@ -144,18 +142,14 @@ __global__ void __launch_bounds__(kTileW* kBlockRows) color_variance_kernel(Colo
   }
 }
 
-template <typename F>
-cudaError_t dispatch_compute(bool is_double, F&& f) {
-  return is_double ? f(double{}) : f(float{});
-}
-
 }  // namespace
 
 cudaError_t launch_rgb_to_lab(const ColorPixelsArgs& args, cudaStream_t stream) {
   const int64_t n = args.outer * args.inner;
   if (n == 0) return cudaSuccess;
   return dispatch_compute(args.is_double, [&](auto tag) {
-    rgb_to_lab_kernel<decltype(tag)><<<blocks_for(n), kThreads, 0, stream>>>(args);
+    rgb_to_lab_kernel<decltype(tag)>
+        <<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(args);
     return cudaGetLastError();
   });
 }
@@ -164,7 +158,8 @@ cudaError_t launch_delta_e2000(const ColorPixelsArgs& args, cudaStream_t stream)
   const int64_t n = args.outer * args.inner;
   if (n == 0) return cudaSuccess;
   return dispatch_compute(args.is_double, [&](auto tag) {
-    delta_e2000_kernel<decltype(tag)><<<blocks_for(n), kThreads, 0, stream>>>(args);
+    delta_e2000_kernel<decltype(tag)>
+        <<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(args);
     return cudaGetLastError();
   });
 }
@@ -175,7 +170,7 @@ cudaError_t launch_color_variance(const ColorVarianceArgs& args, cudaStream_t st
   if (args.batch > 65535) return cudaErrorInvalidConfiguration;  // gridDim.z
   return dispatch_compute(args.is_double, [&](auto tag) {
     using T = decltype(tag);
-    lab_planes_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(args);
+    lab_planes_kernel<T><<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(args);
     const dim3 grid((args.width + kTileW - 1) / kTileW, (args.height + kTileH - 1) / kTileH,
                     args.batch);
     color_variance_kernel<T><<<grid, dim3(kTileW, kBlockRows), 0, stream>>>(args);

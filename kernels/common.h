@@ -18,6 +18,13 @@ namespace fastadv {
 // Element types the kernels are instantiated for; half types compute in float32.
 enum class DType : int { Float16 = 0, BFloat16 = 1, Float32 = 2, Float64 = 3 };
 
+// Calls f with a value of the type the kernels compute in: double, or float (for float32 and the
+// half types, which the host wrappers convert).
+template <typename F>
+auto dispatch_compute(bool is_double, F&& f) {
+  return is_double ? f(double{}) : f(float{});
+}
+
 // Two plain selects (not nested) so that host compilers turn them into min/max instructions.
 template <typename T>
 FASTADV_HD T clamp(T v, T lo, T hi) {

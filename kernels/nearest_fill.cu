@@ -1,9 +1,11 @@
-// CUDA kernels of the nearest-non-class neighbour fill (algorithm and tie rule: nearest_fill.h).
+// CUDA kernels of the nearest-non-class neighbour fill (algorithm and tie rule:
+// nearest_fill_math.h).
 //
 // Pass 1: one warp a row. Pass 2: one thread a column, so that at each step of the sweeps the
 // threads of a warp touch adjacent columns of one row; the envelope stacks live in global
 // scratch laid out [B, H, W] for the same reason. All images of the batch in one grid.
-#include "launch.h"
+#include "kernels/cuda_utils.cuh"
+#include "kernels/nearest_fill_launch.h"
 
 namespace fastadv {
 namespace {
@@ -50,8 +52,6 @@ __global__ void __launch_bounds__(kColumnThreads)
   const Strided<int32_t> t{stacks + (a.batch + b) * plane + c, a.width};
   column_fill<label_t>(a, b, c, s, t);
 }
-
-int64_t blocks_for(int64_t threads, int block) { return (threads + block - 1) / block; }
 
 template <typename label_t>
 cudaError_t launch_columns(const NearestFillArgs& a, int32_t* stacks, cudaStream_t stream) {

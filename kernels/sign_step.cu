@@ -1,4 +1,4 @@
-// CUDA kernel of the fused sign-step-clip update (formula: sign_step.h).
+// CUDA kernel of the fused sign-step-clip update (formula: sign_step_math.h).
 //
 // Memory-bound: one read of x, x0 and grad, one write of x. Each thread moves 16-byte vectors of
 // the three dense operands; broadcast operands (step/eps maps, mask, active) are read through
@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <climits>
 
-#include "dtype.cuh"
-#include "launch.h"
+#include "kernels/cuda_utils.cuh"
+#include "kernels/sign_step_launch.h"
 
 namespace fastadv {
 namespace {
@@ -94,8 +94,7 @@ cudaError_t launch_typed(const SignStepArgs& a, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(scalar_t);
   const bool vectorizable = aligned(a.x, 16) && aligned(a.x0, 16) && aligned(a.grad, 16);
   const int vec = vectorizable ? kVec : 1;
-  const int64_t threads_needed = (a.numel + vec - 1) / vec;
-  const int64_t blocks = std::min((threads_needed + kThreads - 1) / kThreads, kMaxBlocks);
+  const int64_t blocks = blocks_for((a.numel + vec - 1) / vec, kThreads, kMaxBlocks);
   if (vectorizable) {
     sign_step_kernel<scalar_t, index_t, kVec, kBroadcast><<<blocks, kThreads, 0, stream>>>(a);
   } else {

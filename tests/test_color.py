@@ -11,7 +11,7 @@ import torch
 
 import fastadv.ops as F
 from _backends import DEVICE, compiled_backends
-from fastadv.ops.color import normalize_by_max
+from fastadv.reference.color import normalize_by_max
 
 colour = pytest.importorskip("colour")
 skimage_color = pytest.importorskip("skimage.color")

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastadv.ops import NearestFill, _backend, nearest_fill
-from fastadv.ops.nearest_fill import nearest_fill_reference
+from fastadv.reference.nearest_fill import nearest_fill as nearest_fill_reference
 from tests._backends import compiled_backends
 
 ALL_BACKENDS = [pytest.param("torch", torch.device("cpu"), id="torch"), *compiled_backends()]

@@ -256,10 +256,12 @@ def test_bad_input(change, error, match):
 
 
 def test_compiled_op_checks_its_operands():
-    """The raw op validates too, for callers that skip the Python layer."""
+    """The raw op checks what memory safety needs, for callers that skip the Python layer (the
+    values, such as eps >= 0, are checked once, by the Python API)."""
     x = torch.rand(2, 3, 4, 4)
-    with pytest.raises(RuntimeError, match="eps must be >= 0"):
-        torch.ops.fastadv.sign_step_(x, x, x, 0.1, None, -1.0, None, 0.0, 1.0, None, None, None)
+    with pytest.raises(RuntimeError, match="does not broadcast"):
+        eps = torch.rand(3, 1, 1, 1)
+        torch.ops.fastadv.sign_step_(x, x, x, 0.1, None, 0.0, eps, 0.0, 1.0, None, None, None)
     with pytest.raises(RuntimeError, match="grad has strides"):
         g = x.contiguous(memory_format=torch.channels_last)
         torch.ops.fastadv.sign_step_(x, x, g, 0.1, None, 1.0, None, 0.0, 1.0, None, None, None)

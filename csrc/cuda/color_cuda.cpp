@@ -7,8 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../../kernels/launch.h"
-#include "../color.h"
+#include "csrc/color.h"
+#include "kernels/color_launch.h"
 
 namespace fastadv {
 namespace {

@@ -5,8 +5,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../../kernels/launch.h"
-#include "../nearest_fill.h"
+#include "csrc/nearest_fill.h"
+#include "kernels/nearest_fill_launch.h"
 
 namespace fastadv {
 namespace {

@@ -1,11 +1,12 @@
-// fastadv::sign_step_ on CUDA tensors: checks and packs the operands, launches kernels/sign_step.cu.
+// fastadv::sign_step_ on CUDA tensors: checks and packs the operands, launches
+// kernels/sign_step.cu.
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../../kernels/launch.h"
-#include "../sign_step.h"
+#include "csrc/sign_step.h"
+#include "kernels/sign_step_launch.h"
 
 namespace fastadv {
 namespace {

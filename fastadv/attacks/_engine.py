@@ -13,14 +13,13 @@ the samples that ran all the steps (early-stopped ones were found done on the im
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from fastadv.attacks._model import attack_mode
 from fastadv.attacks.goals import Goal
-from fastadv.ops import sign_step
-from fastadv.ops._backend import resolve
+from fastadv.ops import SignStep
 
 
 @dataclass
@@ -78,21 +77,19 @@ def run(
     x: torch.Tensor,
     goal: Goal,
     schedule: Schedule,
-    operands: sign_step.SignStepOperands,
-    backend: str = "auto",
+    update: SignStep,
     first: FirstPass | None = None,
 ) -> AttackResult:
-    """Runs `schedule` from x; `operands` carry eps, box, mask and quantum (their step is set
-    here from the schedule and the goal's direction). `first`, the clean pass with its graph,
-    is used as the first iteration when the schedule starts from x."""
-    impl = resolve(backend, x.device)
-    operands = replace(operands, step=goal.direction * schedule.step)
+    """Runs `schedule` from x; `update` carries eps, box, mask, quantum and the backend (its
+    step is set here from the schedule and the goal's direction). `first`, the clean pass with
+    its graph, is used as the first iteration when the schedule starts from x."""
+    update = update.with_step(goal.direction * schedule.step)
     if schedule.random_start or (first is not None and not first.has_graph):
         first = None
     with attack_mode(model):
-        adv = _start(x, operands, schedule.random_start)
+        adv = _start(x, update.operands, schedule.random_start)
         iterations = torch.full((x.shape[0],), schedule.steps, dtype=torch.long, device=x.device)
-        running = _loop(model, x, adv, goal, schedule, operands, impl, iterations, first)
+        running = _loop(model, x, adv, goal, schedule, update, iterations, first)
         success = None
         if schedule.evaluate:
             # early-stopped samples were found done on the very images returned
@@ -115,7 +112,7 @@ def _start(x, operands, random_start: bool) -> torch.Tensor:
     return torch.clamp(x + noise, operands.lo, operands.hi)
 
 
-def _loop(model, x, adv, goal, schedule, operands, impl, iterations, first) -> torch.Tensor:
+def _loop(model, x, adv, goal, schedule, update, iterations, first) -> torch.Tensor:
     """Updates adv in place; records the iteration at which early-stopped samples finished.
     Returns the indices of the samples that ran all the steps."""
     idx = torch.arange(x.shape[0], device=x.device)
@@ -140,8 +137,8 @@ def _loop(model, x, adv, goal, schedule, operands, impl, iterations, first) -> t
         (grad,) = torch.autograd.grad(goal.loss(output, idx), work)
         work = work.detach()
         if keep is not None:
-            work, x0, grad, operands = work[keep], x0[keep], grad[keep], operands.subset(keep)
-        sign_step.apply_(work, x0, grad, operands, impl)
+            work, x0, grad, update = work[keep], x0[keep], grad[keep], update.subset(keep)
+        update(work, x0, grad)
     adv[idx] = work
     return idx
 

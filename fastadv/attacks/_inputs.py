@@ -6,8 +6,8 @@ import math
 
 import torch
 
+from fastadv._tensors import check_images
 from fastadv.attacks._model import attack_mode, check_logits, logits_of
-from fastadv.ops._tensors import check_images
 
 
 def check_unit_images(x, name: str = "x") -> torch.Tensor:

@@ -30,9 +30,7 @@ from torch.optim.adam import adam
 from fastadv.attacks._engine import AttackResult
 from fastadv.attacks._inputs import check_labels, check_unit_images, clean_logits
 from fastadv.attacks._model import attack_mode, check_logits, logits_of
-from fastadv.ops import sign_step
-from fastadv.ops._backend import resolve
-from fastadv.ops.color import color_variance
+from fastadv.ops import SignStep, color_variance
 
 Condition = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CONDITIONS = ("top1", "top5", "top1-50")
@@ -179,7 +177,6 @@ def _optimise(model, x, classes, pt, condition, l1_weight, steps, lr, backend):
     success flag: no extra forward pass, except for samples done before their first update,
     whose random start is put on the grid afterwards.
     """
-    impl = resolve(backend, x.device)
     # The clip-and-round step through the fused op on v itself (x0 = 0, step 0):
     # clamp(v, -eps, eps), round to the 1/255 grid, clamp again, clamp to [-1, 1] (a
     # perturbation beyond ±1 is no image). With eps = pT this is Algorithm 1 except where its
@@ -189,7 +186,7 @@ def _optimise(model, x, classes, pt, condition, l1_weight, steps, lr, backend):
     eps = torch.floor(pt * 255 + 1e-4) / 255  # + 1e-4: pT already on the grid stays there
     v = (torch.empty_like(x).uniform_(-0.01, 0.01) * pt).detach()
     full_zeros = torch.zeros_like(x)
-    full_ops = sign_step.prepare(v, 0.0, eps, lo=-1.0, hi=1.0, quantum=QUANTUM)
+    full_ops = SignStep.prepare(v, 0.0, eps, lo=-1.0, hi=1.0, quantum=QUANTUM, backend=backend)
     out, iterations = v.clone(), torch.full((x.shape[0],), steps, device=x.device)
     success = torch.zeros_like(iterations, dtype=torch.bool)
     budget = 3 * pt.flatten(1).sum(1)  # ||pT||_1 over the three channels pT broadcasts to
@@ -226,13 +223,13 @@ def _optimise(model, x, classes, pt, condition, l1_weight, steps, lr, backend):
             v, grad = v[keep], grad[keep]
         grad.addcmul_(v.sign(), (l1_weight / budget).to(v.dtype).view(-1, 1, 1, 1))
         _adam_(v, grad, m, s, adam_step, lr)
-        sign_step.apply_(v, zeros, grad, ops, impl)  # step 0: grad is not used
+        ops(v, zeros, grad)  # step 0: grad is not used
     # Samples done at t = 0 hold the unrounded random start: one more clip-and-round puts them
     # on the grid too, and their verdict is taken again on the rounded image.
     first = iterations == 0
     if first.any():
         start, n = out[first], int(first.sum())
-        sign_step.apply_(start, full_zeros[:n], full_zeros[:n], full_ops.subset(first), impl)
+        full_ops.subset(first)(start, full_zeros[:n], full_zeros[:n])
         out[first] = start
         with torch.no_grad():
             logits = logits_of(model((x[first] + start).clamp(0, 1)))

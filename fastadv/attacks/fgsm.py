@@ -19,7 +19,7 @@ import torch
 from fastadv.attacks import goals
 from fastadv.attacks._engine import AttackResult, Schedule, first_pass, run
 from fastadv.attacks._inputs import check_budget, check_labels, check_unit_images, checked_logits
-from fastadv.ops.sign_step import prepare
+from fastadv.ops import SignStep
 
 
 def kurakin_steps(eps: float) -> int:
@@ -167,9 +167,9 @@ def _sign_attack(
     first = first_pass(model, x, graph=not random_start)
     logits = checked_logits(first.output, x)
     goal = make_goal(logits, labels, target, least_likely, ignore_index, success_fraction)
-    operands = prepare(x, alpha, eps, quantum=quantum)
+    update = SignStep.prepare(x, alpha, eps, quantum=quantum, backend=backend)
     schedule = Schedule(steps, alpha, early_stop, check_every, random_start, evaluate)
-    return run(model, x, goal, schedule, operands, backend, first)
+    return run(model, x, goal, schedule, update, first)
 
 
 def make_goal(logits, labels, target, least_likely, ignore_index, fraction) -> goals.Goal:

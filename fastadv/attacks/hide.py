@@ -18,8 +18,7 @@ from fastadv.attacks._engine import AttackResult, Schedule, first_pass, run
 from fastadv.attacks._inputs import check_budget, check_unit_images, checked_logits
 from fastadv.attacks._model import attack_mode
 from fastadv.attacks.fgsm import kurakin_steps
-from fastadv.ops import nearest_fill
-from fastadv.ops.sign_step import prepare
+from fastadv.ops import SignStep, nearest_fill
 
 RESTRICT = (None, "after", "during")
 
@@ -120,12 +119,12 @@ def _attack(
 ) -> AttackResult:
     goal = goals.HideClasses(target, hidden, classes, fraction=fraction)
     mask = hidden[:, None].to(x.dtype) if restrict == "during" else None
-    operands = prepare(x, alpha, eps, mask=mask)
+    update = SignStep.prepare(x, alpha, eps, mask=mask, backend=backend)
     # Noise restricted after the attack: success is judged on the masked images, not on these.
     schedule = Schedule(
         steps, alpha, early_stop, check_every, evaluate=evaluate and restrict != "after"
     )
-    result = run(model, x, goal, schedule, operands, backend, first)
+    result = run(model, x, goal, schedule, update, first)
     if restrict == "after":
         result.adv = x + (result.adv - x) * hidden[:, None]
         if evaluate:

@@ -16,7 +16,7 @@ from fastadv.attacks import goals
 from fastadv.attacks._engine import AttackResult, Schedule, run
 from fastadv.attacks._inputs import check_unit_images
 from fastadv.attacks._model import logits_of
-from fastadv.ops.sign_step import prepare
+from fastadv.ops import SignStep
 
 
 def attack_until_flip(
@@ -49,4 +49,5 @@ def attack_until_flip(
     loss = loss_fn or (lambda out, t: goals.cross_entropy_sum(logits_of(out), t, -100))
     goal = goals.Decision(target, decide, loss)
     schedule = Schedule(max_iters, step, early_stop=True, check_every=check_every)
-    return run(model, x, goal, schedule, prepare(x, step, 1.0, quantum=quantum), backend)
+    update = SignStep.prepare(x, step, 1.0, quantum=quantum, backend=backend)
+    return run(model, x, goal, schedule, update)

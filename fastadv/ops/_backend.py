@@ -1,6 +1,11 @@
-"""Backend choice for every op: "auto", "cuda", "triton", "cpu" (C++) or "torch" (reference)."""
+"""Backend choice for every op: "auto", "cuda", "triton", "cpu" (C++) or "torch" (reference),
+and the one way each op finds its implementation on the chosen backend."""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -58,3 +63,24 @@ def resolve(backend: str, device: torch.device) -> str:
     if why is not None:
         raise BackendUnavailableError(why)
     return backend
+
+
+@dataclass(frozen=True)
+class Implementations:
+    """One op on every backend, each taking the same operands: its reference (the "torch"
+    backend), the name of its C++ and CUDA op in torch.ops.fastadv ("cpu" and "cuda"), and its
+    Triton op as (module of fastadv.triton, function)."""
+
+    reference: Callable
+    compiled: str
+    triton: tuple[str, str]
+
+    def pick(self, backend: str) -> Callable:
+        """The implementation on `backend`, a resolved backend name (see `resolve`). The Triton
+        module is imported on first use: `import fastadv` does not import triton."""
+        if backend == "torch":
+            return self.reference
+        if backend == "triton":
+            module, name = self.triton
+            return getattr(importlib.import_module(f"fastadv.triton.{module}"), name)
+        return getattr(torch.ops.fastadv, self.compiled)

@@ -19,34 +19,45 @@ import math
 import torch
 
 from fastadv import _ext
+from fastadv._tensors import check_float, check_like
 from fastadv.ops import _backend
-from fastadv.ops._tensors import check_float, check_like, compute_dtype
+from fastadv.reference import color as reference
 
-# skimage.color.colorconv.xyz_from_rgb, and the D65 white of the 2° observer.
-XYZ_FROM_RGB = (
-    (0.412453, 0.357580, 0.180423),
-    (0.212671, 0.715160, 0.072169),
-    (0.019334, 0.119193, 0.950227),
-)
-D65_WHITE = (0.95047, 1.0, 1.08883)
 NORMALIZE = ("max", "none")
 
+_RGB_TO_LAB = _backend.Implementations(
+    reference=reference.rgb_to_lab, compiled="rgb_to_lab", triton=("color", "rgb_to_lab_triton")
+)
+_DELTA_E2000 = _backend.Implementations(
+    reference=reference.delta_e2000, compiled="delta_e2000", triton=("color", "delta_e2000_triton")
+)
+_COLOR_VARIANCE = _backend.Implementations(
+    reference=reference.color_variance,
+    compiled="color_variance",
+    triton=("color", "color_variance_triton"),
+)
 
-def rgb_to_lab(rgb: torch.Tensor, *, dim: int = -3, backend: str = "auto") -> torch.Tensor:
+
+def rgb_to_lab(
+    rgb: torch.Tensor, *, dim: int = -3, validate: bool = True, backend: str = "auto"
+) -> torch.Tensor:
     """sRGB in [0, 1] to CIELAB (L in [0, 100]), like skimage.color.rgb2lab.
 
     Args:
         rgb: float tensor with 3 channels along `dim` ([B, 3, H, W] or [3, H, W] by default;
             [N, 3] with dim=-1), values in [0, 1]. Any layout (copied to a dense one).
         dim: the channel dimension.
+        validate: check that every value lies in [0, 1] (one host synchronisation); False
+            skips it (in a CUDA graph, or where the values were checked before).
         backend: "auto", "cuda", "triton", "cpu" or "torch".
 
     Returns L, a, b along `dim`, same shape and dtype as `rgb`.
     """
     dim = _channel_dim(rgb, "rgb", dim)
-    check_unit_range(rgb, "rgb")
+    if validate:
+        check_unit_range(rgb, "rgb")
     impl = _backend.resolve(backend, rgb.device)
-    return _op("rgb_to_lab", impl)(_pixels(rgb, dim)).reshape(rgb.shape)
+    return _RGB_TO_LAB.pick(impl)(_pixels(rgb, dim)).reshape(rgb.shape)
 
 
 def delta_e2000(
@@ -78,7 +89,7 @@ def delta_e2000(
         if not k > 0:
             raise ValueError(f"{name} must be > 0, got {k}")
     impl = _backend.resolve(backend, lab1.device)
-    out = _op("delta_e2000", impl)(_pixels(lab1, dim), _pixels(lab2, dim), *weights)
+    out = _DELTA_E2000.pick(impl)(_pixels(lab1, dim), _pixels(lab2, dim), *weights)
     return out.reshape(lab1.shape[:dim] + lab1.shape[dim + 1 :])
 
 
@@ -88,6 +99,7 @@ def color_variance(
     sigma: float = 1.0,
     normalize: str = "max",
     *,
+    validate: bool = True,
     backend: str = "auto",
 ) -> torch.Tensor:
     """The CV-PIRE colour-variance map (see the module docstring).
@@ -98,6 +110,8 @@ def color_variance(
         sigma: the Gaussian's standard deviation in pixels, > 0.
         normalize: "max" divides each image's map by its maximum (an all-flat image gives
             zeros); "none" returns it raw.
+        validate: check that every value lies in [0, 1] (one host synchronisation); False
+            skips it (in a CUDA graph, or where the values were checked before).
         backend: "auto", "cuda", "triton", "cpu" or "torch".
 
     Returns [B, 1, H, W] (or [1, H, W]) in rgb's dtype. Not differentiable.
@@ -114,9 +128,10 @@ def color_variance(
         raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
-    check_unit_range(rgb, "rgb")
+    if validate:
+        check_unit_range(rgb, "rgb")
     batch = rgb if rgb.dim() == 4 else rgb.unsqueeze(0)
-    op = _op("color_variance", _backend.resolve(backend, rgb.device))
+    op = _COLOR_VARIANCE.pick(_backend.resolve(backend, rgb.device))
     out = op(batch.contiguous(), kernel_size, sigma, normalize == "max")
     return out if rgb.dim() == 4 else out.squeeze(0)
 
@@ -146,231 +161,11 @@ def _pixels(t: torch.Tensor, dim: int) -> torch.Tensor:
     return t.reshape(math.prod(t.shape[:dim]), 3, math.prod(t.shape[dim + 1 :])).contiguous()
 
 
-# ---- the pure-torch reference (the "torch" backend), channels along dim 1
-
-
-def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """sqrt with a zero (not infinite) gradient at 0."""
-    positive = x > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, x, 1.0)), 0.0)
-
-
-def _lab_f(t: torch.Tensor) -> torch.Tensor:
-    above = t > 0.008856
-    root = torch.pow(torch.where(above, t, 1.0), 1.0 / 3.0)  # cbrt; t > 0 in this branch
-    return torch.where(above, root, 7.787 * t + 16.0 / 116.0)
-
-
-def rgb_to_lab_reference(rgb: torch.Tensor) -> torch.Tensor:
-    """skimage.color.rgb2lab, channels along dim 1; half types compute in float32."""
-    x = rgb.to(compute_dtype(rgb.dtype))
-    above = x > 0.04045
-    companded = torch.pow((torch.where(above, x, 0.0) + 0.055) / 1.055, 2.4)
-    r, g, b = torch.where(above, companded, x / 12.92).unbind(1)
-    # The matrix product written out: a matmul rounds differently at different positions, and
-    # identical pixels must give identical colours (a flat image has zero colour variance).
-    fx, fy, fz = (
-        _lab_f((m[0] * r + m[1] * g + m[2] * b) / white)
-        for m, white in zip(XYZ_FROM_RGB, D65_WHITE, strict=True)
-    )
-    lab = torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=1)
-    return lab.to(rgb.dtype)
-
-
-def _hue_degrees(b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """The angle of (a, b) in degrees, [0, 360); 0 at the origin (with a finite gradient)."""
-    zero = (b == 0) & (a == 0)
-    h = torch.rad2deg(torch.atan2(torch.where(zero, 1.0, b), torch.where(zero, 1.0, a)))
-    return torch.where(zero, 0.0, torch.where(h < 0, h + 360.0, h))
-
-
-def _chroma_ratio(c: torch.Tensor) -> torch.Tensor:
-    c7 = c**7
-    return _safe_sqrt(c7 / (c7 + 25.0**7))
-
-
-def _hue_weighting(c1: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-    """T from (cos h̄', sin h̄'), by the double- and triple-angle identities."""
-    c2, s2 = 2 * c1 * c1 - 1, 2 * s1 * c1
-    c3, s3 = c1 * c2 - s1 * s2, s1 * c2 + c1 * s2
-    c4, s4 = 2 * c2 * c2 - 1, 2 * s2 * c2
-    r = math.radians
-    return (
-        1
-        - 0.17 * (c1 * math.cos(r(30)) + s1 * math.sin(r(30)))
-        + 0.24 * c2
-        + 0.32 * (c3 * math.cos(r(6)) - s3 * math.sin(r(6)))
-        - 0.20 * (c4 * math.cos(r(63)) + s4 * math.sin(r(63)))
-    )
-
-
-def _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey):
-    """The sign of Δh', the direction (cos, sin) of h̄' and h̄' in degrees, from the chroma
-    vectors as kernels/color.h's hue_geometry computes them (see there why and how)."""
-    p, q = a1p * b2, b1 * a2p
-    first_half = (b1 > 0) | ((b1 == 0) & (a1p > 0))  # h'1 < 180°: Sharma's 180° boundary
-    turn = torch.where(p != q, torch.where(p > q, 1.0, -1.0), torch.where(first_half, 1.0, -1.0))
-    c1s, c2s = torch.where(grey, 1.0, c1p), torch.where(grey, 1.0, c2p)
-    u1x, u1y, u2x, u2y = a1p / c1s, b1 / c1s, a2p / c2s, b2 / c2s
-    near = dot >= 0
-    x = torch.where(grey, a1p + a2p, torch.where(near, u1x + u2x, turn * (u2y - u1y)))
-    y = torch.where(grey, b1 + b2, torch.where(near, u1y + u2y, turn * (u1x - u2x)))
-    norm = _safe_sqrt(x * x + y * y)
-    safe_norm = torch.where(norm > 0, norm, 1.0)
-    cos_h = torch.where(norm > 0, x / safe_norm, 1.0)
-    sin_h = torch.where(norm > 0, y / safe_norm, 0.0)
-    return turn, cos_h, sin_h, _hue_degrees(y, x)
-
-
-def delta_e2000_reference(lab1, lab2, kL=1.0, kC=1.0, kH=1.0) -> torch.Tensor:
-    """ΔE00 after Sharma et al. (2005), L, a, b along dim 1 (removed in the result).
-
-    As kernels/color.h computes it: the hue terms come from the chroma vectors (a', b) rather
-    than from hue angles, which is equivalent and which float32 rounds far less.
-    """
-    acc = compute_dtype(lab1.dtype)
-    L1, a1, b1 = lab1.to(acc).unbind(1)
-    L2, a2, b2 = lab2.to(acc).unbind(1)
-    c_bar = (_safe_sqrt(a1 * a1 + b1 * b1) + _safe_sqrt(a2 * a2 + b2 * b2)) / 2
-    g = 0.5 * (1 - _chroma_ratio(c_bar))
-    a1p, a2p = (1 + g) * a1, (1 + g) * a2
-    c1p, c2p = _safe_sqrt(a1p * a1p + b1 * b1), _safe_sqrt(a2p * a2p + b2 * b2)
-    cc = c1p * c2p
-    grey = cc == 0
-    dot, cross = a1p * a2p + b1 * b2, a1p * b2 - b1 * a2p
-    turn, cos_h, sin_h, mean_h = _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey)
-
-    near = (dot >= 0) & ~grey
-    d_h_near = cross * _safe_sqrt(2 / torch.where(near, cc + dot, 1.0))
-    d_h = torch.where(grey, 0.0, torch.where(near, d_h_near, turn * _safe_sqrt(2 * (cc - dot))))
-    d_l = L2 - L1
-    d_c = c2p - c1p
-    l_bar_50_sq = ((L1 + L2) / 2 - 50) ** 2
-    c_bar_p = (c1p + c2p) / 2
-    s_l = 1 + 0.015 * l_bar_50_sq / torch.sqrt(20 + l_bar_50_sq)
-    s_c = 1 + 0.045 * c_bar_p
-    s_h = 1 + 0.015 * c_bar_p * _hue_weighting(cos_h, sin_h)
-    d_theta = 30 * torch.exp(-(((mean_h - 275) / 25) ** 2))
-    r_t = -2 * _chroma_ratio(c_bar_p) * torch.sin(torch.deg2rad(2 * d_theta))
-    tl, tc, th = d_l / (kL * s_l), d_c / (kC * s_c), d_h / (kH * s_h)
-    return _safe_sqrt(tl * tl + tc * tc + th * th + r_t * tc * th).to(lab1.dtype)
-
-
-def forward_offsets(kernel_size: int) -> list[tuple[int, int]]:
-    """The offsets (dy, dx) of the forward half of the window: each unordered pair once."""
-    r = kernel_size // 2
-    return [(dy, dx) for dy in range(r + 1) for dx in range(-r, r + 1) if dy > 0 or dx > 0]
-
-
-def gaussian_weight(dy: int, dx: int, sigma: float) -> float:
-    """g(d) = exp(-|d|² / 2σ²) / (2πσ²), not normalised (CV-PIRE)."""
-    return math.exp(-(dy * dy + dx * dx) / (2 * sigma * sigma)) / (2 * math.pi * sigma * sigma)
-
-
-def neighbour_count(height: int, width: int, radius: int, device) -> torch.Tensor:
-    """|N(p)| [H, W]: the in-image pixels of each window, the centre excluded."""
-
-    def extent(n):
-        i = torch.arange(n, device=device)
-        return (i + radius).clamp(max=n - 1) - (i - radius).clamp(min=0) + 1
-
-    return extent(height)[:, None] * extent(width)[None, :] - 1
-
-
-def normalize_by_max(cv: torch.Tensor) -> torch.Tensor:
-    """Each image's map over its maximum; all-zero maps stay zero."""
-    peak = cv.amax(dim=(1, 2, 3), keepdim=True)
-    return torch.where(peak > 0, cv / torch.where(peak > 0, peak, 1.0), 0.0)
-
-
-def color_variance_reference(rgb, kernel_size: int, sigma: float, normalize: bool):
-    """The map of [B, 3, H, W] images, computed pair by pair over shifted windows."""
-    acc = compute_dtype(rgb.dtype)
-    batch, _, h, w = rgb.shape
-    # Lab once per distinct colour: torch rounds transcendental functions differently in its
-    # vectorised loops and their scalar tails, so identical pixels could otherwise get Lab values
-    # an ulp apart, and a flat image a non-zero map (which normalisation would blow up to 1).
-    colours, index = torch.unique(
-        rgb.to(acc).movedim(1, -1).reshape(-1, 3), dim=0, return_inverse=True
-    )
-    lab = rgb_to_lab_reference(colours[:, :, None])[index, :, 0]
-    lab = lab.reshape(batch, h, w, 3).movedim(-1, 1)
-    total = torch.zeros(batch, 1, h, w, dtype=acc, device=lab.device)
-    for dy, dx in forward_offsets(kernel_size):
-        if dy >= h or abs(dx) >= w:
-            continue
-        rows_p, rows_q = slice(0, h - dy), slice(dy, h)
-        cols_p = slice(max(0, -dx), w - max(0, dx))
-        cols_q = slice(max(0, dx), w - max(0, -dx))
-        e = delta_e2000_reference(lab[:, :, rows_p, cols_p], lab[:, :, rows_q, cols_q])
-        e = (gaussian_weight(dy, dx, sigma) * e) ** 2
-        total[:, 0, rows_p, cols_p] += e
-        total[:, 0, rows_q, cols_q] += e
-    count = neighbour_count(h, w, kernel_size // 2, lab.device)
-    cv = torch.where(count > 0, _safe_sqrt(total / count.clamp(min=1)), 0.0)
-    return (normalize_by_max(cv) if normalize else cv).to(rgb.dtype)
-
-
-# ---- dispatch, and the registrations of the compiled ops
-
-
-def _op(name: str, impl: str):
-    """The function that runs op `name` on backend `impl`."""
-    if impl == "torch":
-        return _REFERENCES[name]
-    if impl == "triton":
-        from fastadv.triton import color as triton_color
-
-        return getattr(triton_color, f"{name}_triton")
-    return getattr(torch.ops.fastadv, name)
-
-
-_REFERENCES = {
-    "rgb_to_lab": rgb_to_lab_reference,
-    "delta_e2000": delta_e2000_reference,
-    "color_variance": color_variance_reference,
-}
-
-
-def _rgb_to_lab_backward(ctx, grad):
-    (rgb,) = ctx.saved_tensors
-    _, vjp = torch.func.vjp(rgb_to_lab_reference, rgb)
-    return vjp(grad)[0]
-
-
-def _delta_e2000_backward(ctx, grad):
-    lab1, lab2 = ctx.saved_tensors
-    _, vjp = torch.func.vjp(lambda x, y: delta_e2000_reference(x, y, *ctx.weights), lab1, lab2)
-    return (*vjp(grad), None, None, None)
-
-
-def _save_rgb(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-
-
-def _save_labs(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0], inputs[1])
-    ctx.weights = inputs[2:]
-
-
-def register_autograd(rgb_to_lab_op: str, delta_e2000_op: str) -> None:
-    """Gradients of the compiled or Triton ops: the reference's, recomputed in backward."""
-    torch.library.register_autograd(rgb_to_lab_op, _rgb_to_lab_backward, setup_context=_save_rgb)
-    torch.library.register_autograd(delta_e2000_op, _delta_e2000_backward, setup_context=_save_labs)
+# ---- the fakes and gradients of the compiled ops
 
 
 if _ext.has_extension():
-
-    @torch.library.register_fake("fastadv::rgb_to_lab")
-    def _(rgb):
-        return torch.empty_like(rgb)
-
-    @torch.library.register_fake("fastadv::delta_e2000")
-    def _(lab1, lab2, kl, kc, kh):
-        return lab1.new_empty((lab1.shape[0], lab1.shape[2]))
-
-    @torch.library.register_fake("fastadv::color_variance")
-    def _(rgb, kernel_size, sigma, normalize):
-        return rgb.new_empty((rgb.shape[0], 1, rgb.shape[2], rgb.shape[3]))
-
-    register_autograd("fastadv::rgb_to_lab", "fastadv::delta_e2000")
+    torch.library.register_fake("fastadv::rgb_to_lab")(reference.rgb_to_lab_fake)
+    torch.library.register_fake("fastadv::delta_e2000")(reference.delta_e2000_fake)
+    torch.library.register_fake("fastadv::color_variance")(reference.color_variance_fake)
+    reference.register_autograd("fastadv::rgb_to_lab", "fastadv::delta_e2000")

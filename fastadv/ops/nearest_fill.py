@@ -24,12 +24,17 @@ from typing import NamedTuple
 import torch
 
 from fastadv import _ext
+from fastadv._tensors import check_dtype
 from fastadv.ops import _backend
-from fastadv.ops._tensors import check_dtype
+from fastadv.reference import nearest_fill as reference
+from fastadv.reference.nearest_fill import LABEL_DTYPES, MAX_SIDE
 
-LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
-MAX_SIDE = 16384  # kMaxSide in kernels/nearest_fill.h
 ON_EMPTY = ("error", "keep")
+_IMPLEMENTATIONS = _backend.Implementations(
+    reference=reference.nearest_fill,
+    compiled="nearest_fill",
+    triton=("nearest_fill", "nearest_fill_triton"),
+)
 
 Hide = int | Sequence[int] | torch.Tensor
 
@@ -75,7 +80,7 @@ def nearest_fill(
     hidden = hide_mask(labels, hide)
     if single:
         labels, hidden = labels.unsqueeze(0), hidden.unsqueeze(0)
-    impl = _IMPLEMENTATIONS[_backend.resolve(backend, labels.device)]
+    impl = _IMPLEMENTATIONS.pick(_backend.resolve(backend, labels.device))
     out, distance, empty = impl(labels.contiguous(), hidden.contiguous(), return_distance)
     if on_empty == "error":
         _raise_if_empty(empty)
@@ -150,65 +155,5 @@ def _raise_if_empty(empty: torch.Tensor) -> None:
         )
 
 
-def nearest_fill_reference(labels: torch.Tensor, hidden: torch.Tensor, with_distance: bool):
-    """The pure-PyTorch definition (the "torch" backend), by brute force: every hidden pixel
-    against every non-hidden one of its image, the least (squared distance, row-major index)."""
-    batch, height, width = labels.shape
-    pixels = height * width
-    index = torch.arange(pixels, device=labels.device)
-    rows, cols = index // width, index % width
-    out = labels.clone().view(batch, pixels)
-    d2 = torch.zeros(batch, pixels, dtype=torch.int64, device=labels.device)
-    empty = hidden.view(batch, pixels).all(1) & (pixels > 0)
-    for b in range(batch):
-        flat = hidden[b].view(-1)
-        targets, sources = index[flat], index[~flat]
-        if sources.numel() == 0:
-            continue
-        for chunk in targets.split(max(1, (1 << 22) // sources.numel())):
-            dy = rows[chunk, None] - rows[None, sources]
-            dx = cols[chunk, None] - cols[None, sources]
-            best = ((dy * dy + dx * dx) * pixels + sources).min(1).values
-            d2[b, chunk] = best // pixels
-            out[b, chunk] = labels[b].view(-1)[best % pixels]
-    out = out.view(batch, height, width)
-    if not with_distance:
-        return out, labels.new_empty(0, dtype=torch.float32), empty
-    distance = d2.double().sqrt().float().view(batch, height, width)
-    distance[empty] = float("inf")
-    return out, distance, empty
-
-
-def _compiled(labels: torch.Tensor, hidden: torch.Tensor, with_distance: bool):
-    return torch.ops.fastadv.nearest_fill(labels, hidden, with_distance)
-
-
-def _triton(labels: torch.Tensor, hidden: torch.Tensor, with_distance: bool):
-    from fastadv.triton.nearest_fill import nearest_fill_triton
-
-    return nearest_fill_triton(labels, hidden, with_distance)
-
-
-_IMPLEMENTATIONS = {
-    "torch": nearest_fill_reference,
-    "cpu": _compiled,
-    "cuda": _compiled,
-    "triton": _triton,
-}
-
-
-def fake_outputs(labels: torch.Tensor, with_distance: bool):
-    """The outputs' metadata, for the fake (meta) implementations of the compiled ops."""
-    shape = labels.shape if with_distance else (0,)
-    return (
-        torch.empty_like(labels),
-        labels.new_empty(shape, dtype=torch.float32),
-        labels.new_empty(labels.shape[:1], dtype=torch.bool),
-    )
-
-
 if _ext.has_extension():
-
-    @torch.library.register_fake("fastadv::nearest_fill")
-    def _(labels, hide, with_distance):
-        return fake_outputs(labels, with_distance)
+    torch.library.register_fake("fastadv::nearest_fill")(reference.nearest_fill_fake)

@@ -7,7 +7,13 @@ For every sample b with active[b] (all when active is None), elementwise::
     delta = clamp(round(delta / quantum) * quantum, -eps, eps)     only when quantum is given
     x_adv = clamp(x0 + delta, lo, hi)
 
-Half types compute in float32. The compiled backends read each input once and write x_adv once.
+NaN in x_adv or x0 gives NaN in x_adv on every backend (a NaN gradient does not: it is no
+direction). Half types compute in float32. The compiled backends read each input once and write
+x_adv once.
+
+`sign_step_` checks its arguments on every call. An attack, which runs the update once an
+iteration, prepares it once instead (`SignStep.prepare`) and then calls it with no checks and no
+host synchronisation (capturable in a CUDA graph).
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from fastadv import _ext
-from fastadv.ops import _backend
-from fastadv.ops._tensors import (
+from fastadv._tensors import (
     check_float,
     check_images,
     check_like,
@@ -27,37 +32,15 @@ from fastadv.ops._tensors import (
     is_dense,
     with_layout_of,
 )
+from fastadv.ops import _backend
+from fastadv.reference import sign_step as reference
+from fastadv.reference.sign_step import SignStepOperands
 
 Bound = float | torch.Tensor
 
-
-@dataclass
-class SignStepOperands:
-    """The operands besides x_adv, x0 and grad, in the form every backend takes (see `prepare`)."""
-
-    step: float
-    step_map: torch.Tensor | None
-    eps: float
-    eps_map: torch.Tensor | None
-    lo: float
-    hi: float
-    mask: torch.Tensor | None
-    active: torch.Tensor | None
-    quantum: float | None
-
-    def subset(self, keep: torch.Tensor) -> SignStepOperands:
-        """The operands of the samples `keep` (bool [B]) selects, for a batch that shrinks."""
-
-        def pick(t):
-            return t if t is None or t.shape[0] == 1 else t[keep]
-
-        return replace(
-            self,
-            step_map=pick(self.step_map),
-            eps_map=pick(self.eps_map),
-            mask=pick(self.mask),
-            active=pick(self.active),
-        )
+_IMPLEMENTATIONS = _backend.Implementations(
+    reference=reference.sign_step_, compiled="sign_step_", triton=("sign_step", "sign_step_triton_")
+)
 
 
 def sign_step_(
@@ -72,6 +55,7 @@ def sign_step_(
     mask: torch.Tensor | None = None,
     active: torch.Tensor | None = None,
     quantum: float | None = None,
+    validate: bool = True,
     backend: str = "auto",
 ) -> torch.Tensor:
     """Updates `x_adv` in place (see the module docstring) and returns it.
@@ -88,6 +72,8 @@ def sign_step_(
             shape broadcastable to x_adv).
         active: bool [B]; samples with False are left untouched.
         quantum: round delta to multiples of it (e.g. 1/255 for 8-bit images).
+        validate: check the values of tensor `step` and `eps` (NaN, eps < 0): one host
+            synchronisation. False skips it (in a CUDA graph, or where they were checked before).
         backend: "auto", "cuda", "triton", "cpu" or "torch".
     """
     check_images(x_adv, "x_adv")
@@ -97,41 +83,80 @@ def sign_step_(
     if not grad.dtype.is_floating_point:
         raise TypeError(f"grad must be a float tensor, got {grad.dtype}")
     check_like(grad, x_adv, "grad", "x_adv")
-    operands = prepare(x_adv, step, eps, lo, hi, mask, active, quantum)
-    return apply_(x_adv, x0, grad, operands, _backend.resolve(backend, x_adv.device))
+    update = SignStep.prepare(
+        x_adv, step, eps, lo=lo, hi=hi, mask=mask, active=active, quantum=quantum,
+        validate=validate, backend=backend,
+    )  # fmt: skip
+    return update(x_adv, x0, grad)
 
 
-def apply_(x_adv, x0, grad, operands: SignStepOperands, backend: str) -> torch.Tensor:
-    """The update with operands already checked by `prepare` and a resolved backend: no checks,
-    no host synchronisation (the attacks call this once an iteration)."""
-    work = x_adv if is_dense(x_adv) else x_adv.contiguous()
-    _IMPLEMENTATIONS[backend](work, with_layout_of(x0, work), with_layout_of(grad, work), operands)
-    if work is not x_adv:
-        x_adv.copy_(work)
-    return x_adv
+@dataclass(frozen=True)
+class SignStep:
+    """The update with its operands checked and brought to the kernels' form once, and its
+    backend chosen once; calling it runs one update with no checks and no host synchronisation.
 
+    >>> update = SignStep.prepare(x, alpha, eps, quantum=1 / 255)
+    >>> for _ in range(steps):
+    ...     update(x_adv, x, grad_of(x_adv))
+    """
 
-def prepare(x_adv, step, eps, lo=0.0, hi=1.0, mask=None, active=None, quantum=None):
-    """Checks the arguments besides the three images (errors name them) and brings the
-    broadcast ones to the kernels' form: 4-d, on x_adv's device, in its compute dtype."""
-    lo, hi = float(lo), float(hi)
-    if not lo <= hi:
-        raise ValueError(f"lo ({lo}) must not exceed hi ({hi})")
-    if quantum is not None and not float(quantum) > 0:
-        raise ValueError(f"quantum must be > 0, got {quantum}")
-    step, step_map = _bound(step, x_adv, "step", nonnegative=False)
-    eps, eps_map = _bound(eps, x_adv, "eps", nonnegative=True)
-    return SignStepOperands(
-        step=step,
-        step_map=step_map,
-        eps=eps,
-        eps_map=eps_map,
-        lo=lo,
-        hi=hi,
-        mask=_mask(mask, x_adv),
-        active=_active(active, x_adv),
-        quantum=None if quantum is None else float(quantum),
-    )
+    operands: SignStepOperands
+    backend: str
+
+    @classmethod
+    def prepare(
+        cls,
+        x_adv: torch.Tensor,
+        step: Bound,
+        eps: Bound,
+        *,
+        lo: float = 0.0,
+        hi: float = 1.0,
+        mask: torch.Tensor | None = None,
+        active: torch.Tensor | None = None,
+        quantum: float | None = None,
+        validate: bool = True,
+        backend: str = "auto",
+    ) -> SignStep:
+        """Checks the arguments besides the three images (errors name them; see `sign_step_`)
+        for updates of images like `x_adv`."""
+        check_images(x_adv, "x_adv")
+        lo, hi = float(lo), float(hi)
+        if not lo <= hi:
+            raise ValueError(f"lo ({lo}) must not exceed hi ({hi})")
+        if quantum is not None and not float(quantum) > 0:
+            raise ValueError(f"quantum must be > 0, got {quantum}")
+        step, step_map = _bound(step, x_adv, "step", nonnegative=False, validate=validate)
+        eps, eps_map = _bound(eps, x_adv, "eps", nonnegative=True, validate=validate)
+        operands = SignStepOperands(
+            step=step,
+            step_map=step_map,
+            eps=eps,
+            eps_map=eps_map,
+            lo=lo,
+            hi=hi,
+            mask=_mask(mask, x_adv),
+            active=_active(active, x_adv),
+            quantum=None if quantum is None else float(quantum),
+        )
+        return cls(operands, _backend.resolve(backend, x_adv.device))
+
+    def __call__(self, x_adv: torch.Tensor, x0: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """x_adv updated in place; x0 and grad as in `sign_step_`, unchecked."""
+        work = x_adv if is_dense(x_adv) else x_adv.contiguous()
+        kernel = _IMPLEMENTATIONS.pick(self.backend)
+        kernel(work, with_layout_of(x0, work), with_layout_of(grad, work), *self.operands.as_args())
+        if work is not x_adv:
+            x_adv.copy_(work)
+        return x_adv
+
+    def subset(self, keep: torch.Tensor) -> SignStep:
+        """The update of the samples `keep` (bool [B]) selects, for a batch that shrinks."""
+        return replace(self, operands=self.operands.subset(keep))
+
+    def with_step(self, step: float) -> SignStep:
+        """The same update with another scalar step (e.g. signed by the attack's direction)."""
+        return replace(self, operands=replace(self.operands, step=float(step), step_map=None))
 
 
 def _per_sample_view(t: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -151,25 +176,33 @@ def _per_sample_view(t: torch.Tensor, x: torch.Tensor, name: str) -> torch.Tenso
     return t.to(device=x.device)
 
 
-def _bound(value: Bound, x: torch.Tensor, name: str, *, nonnegative: bool):
+def _bound(value: Bound, x: torch.Tensor, name: str, *, nonnegative: bool, validate: bool):
     """A float stays a float (no map); a tensor becomes a broadcast map in the compute dtype."""
     if isinstance(value, torch.Tensor):
         if not (value.dtype.is_floating_point or value.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"{name} must be a float or a float tensor, got {value.dtype}")
         value = _per_sample_view(value, x, name).to(compute_dtype(x.dtype))
-        # One pass in the common case: NaN fails `>= 0` as a negative value does.
-        if nonnegative and not bool((value >= 0).all()):
-            nan = bool(torch.isnan(value).any())
-            raise ValueError(f"{name} contains NaN" if nan else f"{name} must be >= 0 everywhere")
-        if not nonnegative and torch.isnan(value).any():
-            raise ValueError(f"{name} contains NaN")
+        if validate:
+            _check_values(value, name, nonnegative)
         return 0.0, value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a float or a tensor, got {type(value).__name__}")
     value = float(value)
     if value != value:
         raise ValueError(f"{name} is NaN")
     if nonnegative and value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value, None
+
+
+def _check_values(value: torch.Tensor, name: str, nonnegative: bool) -> None:
+    """One pass and one host synchronisation in the common case: NaN fails `>= 0` as a
+    negative value does."""
+    if nonnegative and not bool((value >= 0).all()):
+        nan = bool(torch.isnan(value).any())
+        raise ValueError(f"{name} contains NaN" if nan else f"{name} must be >= 0 everywhere")
+    if not nonnegative and bool(torch.isnan(value).any()):
+        raise ValueError(f"{name} contains NaN")
 
 
 def _mask(mask, x: torch.Tensor) -> torch.Tensor | None:
@@ -192,46 +225,6 @@ def _active(active, x: torch.Tensor) -> torch.Tensor | None:
         )
     return active.to(device=x.device).view(-1, 1, 1, 1)
 
-
-def sign_step_reference(x: torch.Tensor, x0, grad, o: SignStepOperands) -> None:
-    """The pure-PyTorch definition of the op (the "torch" backend), in place on `x`."""
-    acc = compute_dtype(x.dtype)
-    xa, x0a = x.to(acc), x0.to(acc)
-    step = o.step if o.step_map is None else o.step_map
-    eps = o.eps if o.eps_map is None else o.eps_map
-    direction = torch.nan_to_num(torch.sign(grad.to(acc)), nan=0.0)
-    if o.mask is not None:
-        direction = direction * o.mask
-    delta = xa + step * direction - x0a
-    delta = torch.clamp(delta, -eps, eps)
-    if o.quantum is not None:
-        delta = torch.clamp(torch.round(delta / o.quantum) * o.quantum, -eps, eps)
-    updated = torch.clamp(x0a + delta, o.lo, o.hi)
-    if o.active is not None:
-        updated = torch.where(o.active, updated, xa)
-    x.copy_(updated)
-
-
-def _compiled(x: torch.Tensor, x0, grad, o: SignStepOperands) -> None:
-    torch.ops.fastadv.sign_step_(
-        x, x0, grad, o.step, o.step_map, o.eps, o.eps_map, o.lo, o.hi, o.mask, o.active, o.quantum
-    )
-
-
-def _triton(x: torch.Tensor, x0, grad, o: SignStepOperands) -> None:
-    from fastadv.triton.sign_step import sign_step_triton_
-
-    sign_step_triton_(
-        x, x0, grad, o.step, o.step_map, o.eps, o.eps_map, o.lo, o.hi, o.mask, o.active, o.quantum
-    )
-
-
-_IMPLEMENTATIONS = {
-    "torch": sign_step_reference,
-    "cpu": _compiled,
-    "cuda": _compiled,
-    "triton": _triton,
-}
 
 if _ext.has_extension():
 

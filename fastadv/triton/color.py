@@ -1,4 +1,4 @@
-"""Triton kernels of the colour ops (formulas: kernels/color.h, mirrored here line for line).
+"""Triton kernels of the colour ops (formulas: kernels/color_math.h, mirrored here line for line).
 
 Triton has no atan2, cbrt or pow of its own (libdevice has them, but not the interpreter), so
 they are built from polynomials, exp and log below, accurate to float64. rgb_to_lab and
@@ -13,8 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-from fastadv.ops import color as color_ops
-from fastadv.ops._tensors import compute_dtype
+from fastadv._tensors import compute_dtype
+from fastadv.reference import color as reference
 
 BLOCK = 256
 TILE_H, TILE_W = 16, 32
@@ -29,7 +29,7 @@ RAD_PER_DEG = PI / 180.0
 
 @triton.jit
 def _atan_unit(t):
-    """atan(t) for t in [0, 1]: Cephes' rational approximation (atan_unit in color.h)."""
+    """atan(t) for t in [0, 1]: Cephes' rational approximation (atan_unit in color_math.h)."""
     mid = t > 0.66
     x = tl.where(mid, (t - 1.0) / (t + 1.0), t)
     z = x * x
@@ -300,7 +300,7 @@ def color_variance_triton(
     lab = rgb_to_lab_triton(_compute(rgb).reshape(batch, 3, height * width))
     r = kernel_size // 2
     weights = [
-        color_ops.gaussian_weight(dy, dx, sigma) ** 2 if (dy, dx) != (0, 0) else 0.0
+        reference.gaussian_weight(dy, dx, sigma) ** 2 if (dy, dx) != (0, 0) else 0.0
         for dy in range(-r, r + 1)
         for dx in range(-r, r + 1)
     ]
@@ -311,22 +311,10 @@ def color_variance_triton(
         _color_variance_kernel[grid](
             lab, weight_sq, out, height, width, r, TILE_H=TILE_H, TILE_W=TILE_W
         )
-    return (color_ops.normalize_by_max(out) if normalize else out).to(rgb.dtype)
+    return (reference.normalize_by_max(out) if normalize else out).to(rgb.dtype)
 
 
-@rgb_to_lab_triton.register_fake
-def _(rgb):
-    return torch.empty_like(rgb)
-
-
-@delta_e2000_triton.register_fake
-def _(lab1, lab2, kl, kc, kh):
-    return lab1.new_empty((lab1.shape[0], lab1.shape[2]))
-
-
-@color_variance_triton.register_fake
-def _(rgb, kernel_size, sigma, normalize):
-    return rgb.new_empty((rgb.shape[0], 1, rgb.shape[2], rgb.shape[3]))
-
-
-color_ops.register_autograd("fastadv::rgb_to_lab_triton", "fastadv::delta_e2000_triton")
+rgb_to_lab_triton.register_fake(reference.rgb_to_lab_fake)
+delta_e2000_triton.register_fake(reference.delta_e2000_fake)
+color_variance_triton.register_fake(reference.color_variance_fake)
+reference.register_autograd("fastadv::rgb_to_lab_triton", "fastadv::delta_e2000_triton")

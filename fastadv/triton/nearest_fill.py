@@ -1,5 +1,5 @@
 """Triton kernels of the nearest-non-class neighbour fill (algorithm and tie rule:
-kernels/nearest_fill.h, which the CPU and CUDA kernels share; this file mirrors it).
+kernels/nearest_fill_math.h, which the CPU and CUDA kernels share; this file mirrors it).
 
 Pass 1: one program a row, in blocks of columns: the nearest non-hidden column to the left is a
 running maximum (an associative scan), the one to the right a running minimum scanned in
@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastadv.ops.nearest_fill import fake_outputs
+from fastadv.reference.nearest_fill import nearest_fill_fake
 
 ROW_BLOCK = 1024
 COLUMN_BLOCK = 32  # one warp: a lane a column
@@ -33,7 +33,7 @@ def _minimum(a, b):
 @triton.jit
 def _rows_kernel(hide_ptr, site_ptr, W, BLOCK: tl.constexpr):
     """site = the nearest non-hidden column of the row, the left one of two equidistant ones,
-    -1 when the row is all hidden (nearer_site in nearest_fill.h)."""
+    -1 when the row is all hidden (nearer_site in nearest_fill_math.h)."""
     base = tl.program_id(0).to(tl.int64) * W
     offs = tl.arange(0, BLOCK)
     last = -1  # the last non-hidden column left of the block
@@ -75,7 +75,7 @@ def _parabola(u, row, cost):
 @triton.jit
 def _build_envelope(site_col, s_col, t_col, cols, inside, H, W, BLOCK: tl.constexpr):
     """Meijster's forward sweep, one lane a column, the stack's top in registers
-    (build_envelope in nearest_fill.h). Returns each lane's top index (-1: no site)."""
+    (build_envelope in nearest_fill_math.h). Returns each lane's top index (-1: no site)."""
     q = tl.full([BLOCK], -1, tl.int32)
     top_row = tl.zeros([BLOCK], tl.int32)
     top_start = tl.zeros([BLOCK], tl.int32)
@@ -114,7 +114,7 @@ def _build_envelope(site_col, s_col, t_col, cols, inside, H, W, BLOCK: tl.conste
 
 @triton.jit
 def _euclidean(d2):
-    """The float32 of the exact root (euclidean in nearest_fill.h): below 2^24 the correctly
+    """The float32 of the exact root (euclidean in nearest_fill_math.h): below 2^24 the correctly
     rounded float32 root, above it the float64 root (exact there) rounded to float32."""
     small = tl.sqrt_rn(d2.to(tl.float32))
     large = tl.sqrt(d2.to(tl.float64)).to(tl.float32)
@@ -137,7 +137,7 @@ def _columns_kernel(
     t_col = stack_ptr + (B + b) * plane + cols
     q = _build_envelope(site_col, s_col, t_col, cols, inside, H, W, BLOCK)
     tl.store(empty_ptr + b + cols * 0, (q < 0).to(tl.uint8), mask=cols == 0)
-    # the backward sweep reads the stack once a segment (for_each_nearest in nearest_fill.h)
+    # the backward sweep reads the stack once a segment (for_each_nearest in nearest_fill_math.h)
     live = q >= 0
     row = tl.load(s_col + q * W, mask=live, other=0)
     start = tl.load(t_col + q * W, mask=live, other=0)
@@ -166,7 +166,7 @@ def nearest_fill_triton(
     """Triton version of torch.ops.fastadv.nearest_fill (contiguous [B, H, W] operands, checked
     upstream)."""
     batch, height, width = labels.shape
-    out, distance, _ = fake_outputs(labels, with_distance)
+    out, distance, _ = nearest_fill_fake(labels, hide, with_distance)
     empty = torch.zeros(batch, dtype=torch.uint8, device=labels.device)
     if labels.numel() == 0:
         return out, distance, empty.bool()
@@ -183,6 +183,4 @@ def nearest_fill_triton(
     return out, distance, empty.bool()
 
 
-@nearest_fill_triton.register_fake
-def _(labels, hide, with_distance):
-    return fake_outputs(labels, with_distance)
+nearest_fill_triton.register_fake(nearest_fill_fake)

@@ -1,4 +1,4 @@
-"""Triton kernel of the fused sign-step-clip update (formula: fastadv.ops.sign_step).
+"""Triton kernel of the fused sign-step-clip update (formula: fastadv.reference.sign_step).
 
 One program updates BLOCK consecutive elements (in memory order) of x, reading x, x0 and grad
 once and writing x once. Broadcast operands (step/eps maps, mask, active) are gathered at
@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastadv.ops._tensors import memory_order
+from fastadv._tensors import memory_order
 from fastadv.triton._common import round_half_even, strided_offset
 
 BLOCK = 1024

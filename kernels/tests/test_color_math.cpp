@@ -1,8 +1,8 @@
-// Tests of the shared colour math (kernels/color.h) on the CPU, without torch (run by ctest).
+// Tests of the shared colour math (kernels/color_math.h) on the CPU, without torch (run by ctest).
 #include <cmath>
 #include <cstdio>
 
-#include "../color.h"
+#include "kernels/color_math.h"
 
 namespace {
 
@@ -48,7 +48,8 @@ void test_hue_weighting_matches_four_cosines() {
     const double h = i * 0.1, r = fastadv::kRadPerDeg;
     const double direct = 1 - 0.17 * std::cos((h - 30) * r) + 0.24 * std::cos(2 * h * r) +
                           0.32 * std::cos((3 * h + 6) * r) - 0.20 * std::cos((4 * h - 63) * r);
-    expect_near(fastadv::hue_weighting(std::cos(h * r), std::sin(h * r)), direct, 1e-14, "hue_weighting");
+    expect_near(fastadv::hue_weighting(std::cos(h * r), std::sin(h * r)), direct, 1e-14,
+                "hue_weighting");
   }
 }
 
@@ -76,7 +77,7 @@ void test_float_polynomials() {
   expect_near(fastadv::m_sqrt(0.f), 0.0, 0, "m_sqrt(0)");
   for (int i = 0; i <= 20000; ++i) {
     const float v = std::ldexp(1.f + i / 20000.f, i % 40 - 20);  // mantissas across 2^-20..2^19
-    const double ln = std::log(double(v));  // error relative to max(1, |ln v|)
+    const double ln = std::log(double(v));                       // error relative to max(1, |ln v|)
     expect_near(fastadv::m_log(v), ln, 1.2e-7 * std::fmax(1.0, std::fabs(ln)), "m_log(float)");
     const float t = 0.04f + i * (1.2f / 20000);  // the sRGB and CIELAB transfer domains
     expect_near(fastadv::m_pow(t, 2.4f) / std::pow(double(t), 2.4), 1.0, 1e-6, "m_pow(float)");

@@ -1,11 +1,11 @@
-// Tests of the nearest-fill passes (nearest_fill.h) on the CPU, without torch (run by ctest):
+// Tests of the nearest-fill passes (nearest_fill_math.h) on the CPU, without torch (run by ctest):
 // the two passes against brute force, with labels that name their own pixel so that the chosen
 // source, and so the tie rule, is checked exactly.
 #include <cstdio>
 #include <random>
 #include <vector>
 
-#include "../nearest_fill.h"
+#include "kernels/nearest_fill_math.h"
 
 namespace {
 
@@ -27,9 +27,16 @@ Filled fill(const std::vector<char>& hidden, int32_t h, int32_t w) {
   std::vector<int32_t> labels(h * w), site(h * w), stack(2 * h);
   for (int i = 0; i < h * w; ++i) labels[i] = i;
   Filled f{std::vector<int32_t>(h * w), std::vector<float>(h * w), false};
-  fastadv::NearestFillArgs a{labels.data(), reinterpret_cast<const bool*>(hidden.data()),
-                             f.out.data(), f.distance.data(), &f.empty, site.data(),
-                             fastadv::LabelType::Int32, 1, h, w};
+  fastadv::NearestFillArgs a{labels.data(),
+                             reinterpret_cast<const bool*>(hidden.data()),
+                             f.out.data(),
+                             f.distance.data(),
+                             &f.empty,
+                             site.data(),
+                             fastadv::LabelType::Int32,
+                             1,
+                             h,
+                             w};
   for (int32_t r = 0; r < h; ++r) fastadv::row_sites(a, r);
   for (int32_t c = 0; c < w; ++c) {
     fastadv::column_fill<int32_t>(a, 0, c, fastadv::Strided<int32_t>{stack.data(), 1},

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <limits>
 
-#include "../common.h"
-#include "../sign_step.h"
+#include "kernels/common.h"
+#include "kernels/sign_step_math.h"
 
 namespace {
 
@@ -19,9 +19,16 @@ void expect_eq(double got, double want, const char* what) {
 
 void test_round_half_even() {
   using fastadv::round_half_even;
-  const float cases[][2] = {{0.5f, 0.f},  {1.5f, 2.f},   {2.5f, 2.f},         {-0.5f, -0.f},
-                            {-1.5f, -2.f}, {0.49999997f, 0.f}, {8388609.f, 8388609.f},
-                            {-2.5f, -2.f}, {3.7f, 4.f},   {-3.2f, -3.f}};
+  const float cases[][2] = {{0.5f, 0.f},
+                            {1.5f, 2.f},
+                            {2.5f, 2.f},
+                            {-0.5f, -0.f},
+                            {-1.5f, -2.f},
+                            {0.49999997f, 0.f},
+                            {8388609.f, 8388609.f},
+                            {-2.5f, -2.f},
+                            {3.7f, 4.f},
+                            {-3.2f, -3.f}};
   for (const auto& c : cases) expect_eq(round_half_even(c[0]), c[1], "round_half_even(float)");
   for (int i = -100000; i <= 100000; ++i) {
     const float v = i * 0.37f;

@@ -1,11 +1,11 @@
-// Element-type plumbing for the CUDA kernels: the compute type of each storage type, the
-// conversions, and aligned vectors for 16-byte loads and stores.
+// Shared by the CUDA kernels: the compute type of each storage type and the conversions, aligned
+// vectors for 16-byte loads and stores, and grid sizes.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "common.h"
+#include "kernels/common.h"
 
 namespace fastadv {
 
@@ -53,6 +53,13 @@ template <typename T, int N>
 struct alignas(sizeof(T) * N) AlignedVec {
   T v[N];
 };
+
+// Blocks of `block` threads for `threads` threads, at most `max_blocks` (a grid-stride loop then
+// covers the rest; the default is the limit of gridDim.x).
+inline int64_t blocks_for(int64_t threads, int block, int64_t max_blocks = 2147483647) {
+  const int64_t blocks = (threads + block - 1) / block;
+  return blocks < max_blocks ? blocks : max_blocks;
+}
 
 // Calls f with a value of the storage type that `dtype` names.
 template <typename F>

@@ -15,7 +15,7 @@
 // its nearest column through pass 1, which keeps the smaller column of two equidistant ones.
 #pragma once
 
-#include "common.h"
+#include "kernels/common.h"
 
 namespace fastadv {
 
@@ -29,10 +29,10 @@ enum class LabelType : int { UInt8 = 0, Int32 = 1, Int64 = 2 };
 struct NearestFillArgs {
   const void* labels;  // of label_type
   const bool* hide;
-  void* out;           // of label_type
-  float* distance;     // null: not wanted
-  bool* empty;         // [B]: the image has pixels, all hidden
-  int32_t* site;       // scratch: pass 1's result
+  void* out;        // of label_type
+  float* distance;  // null: not wanted
+  bool* empty;      // [B]: the image has pixels, all hidden
+  int32_t* site;    // scratch: pass 1's result
   LabelType label_type;
   int64_t batch;
   int32_t height, width;
@@ -114,9 +114,7 @@ FASTADV_HD int32_t separation(int32_t i, int32_t f_i, int32_t u, int32_t f_u) {
 }
 
 // Row r's squared distance to its site in column c (pass 1's result seen from column c).
-FASTADV_HD int32_t row_cost(int32_t c, int32_t site_col) {
-  return (c - site_col) * (c - site_col);
-}
+FASTADV_HD int32_t row_cost(int32_t c, int32_t site_col) { return (c - site_col) * (c - site_col); }
 
 // One segment of the lower envelope: from row `start` on (to the next segment's start) the
 // nearest non-hidden pixel is the site of row `row`, at squared distance `cost` along that row.

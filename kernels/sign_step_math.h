@@ -8,7 +8,7 @@
 //   x     = clamp(x0 + delta, lo, hi)
 #pragma once
 
-#include "common.h"
+#include "kernels/common.h"
 
 namespace fastadv {
 
@@ -44,11 +44,11 @@ struct SignStepArgs {
   double step, eps, lo, hi, quantum;  // quantum <= 0: no rounding
   const void* step_map;               // null: the scalar `step`
   Strides4 step_strides;
-  const void* eps_map;                // null: the scalar `eps`
+  const void* eps_map;  // null: the scalar `eps`
   Strides4 eps_strides;
-  const void* mask;                   // null: m = 1
+  const void* mask;  // null: m = 1
   Strides4 mask_strides;
-  const bool* active;                 // null: every sample
+  const bool* active;  // null: every sample
   Strides4 active_strides;
 
   FASTADV_HD bool has_broadcast_operand() const {

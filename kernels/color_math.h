@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "common.h"
+#include "kernels/common.h"
 
 // Host compilers would call the longer functions rather than inline them, and would not inline
 // them into the AVX2 / AVX-512 clones of the colour-variance loop (csrc/color.cpp) at all;
@@ -34,12 +34,14 @@ FASTADV_HD_INLINE T atan_unit(T t) {
   const bool mid = t > T(0.66);
   const T x = mid ? (t - T(1)) / (t + T(1)) : t;
   const T z = x * x;
+  // clang-format off
   const T p = (((T(-8.750608600031904122785e-1) * z - T(1.615753718733365076637e1)) * z -
                 T(7.500855792314704667340e1)) * z - T(1.228866684490136173410e2)) * z -
               T(6.485021904942025371773e1);
   const T q = ((((z + T(2.485846490142306297962e1)) * z + T(1.650270098316988542046e2)) * z +
                 T(4.328810604912902668951e2)) * z + T(4.853903996359136964868e2)) * z +
               T(1.945506571482613964425e2);
+  // clang-format on
   const T r = x + x * (z * p / q);
   return mid ? r + T(0.78539816339744830962) : r;
 }
@@ -70,9 +72,11 @@ FASTADV_HD_INLINE float m_exp(float v) {
   // |v / ln 2| < 2^22, so adding and subtracting 1.5 * 2^23 rounds it to an integer.
   const float n = (v * 1.44269504088896341f + 12582912.f) - 12582912.f;
   const float r = (v - n * 0.693359375f) + n * 2.12194440e-4f;
+  // clang-format off
   const float p =
       1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 +
                                                     r * (1.f / 720 + r * (1.f / 5040)))))));
+  // clang-format on
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
@@ -123,8 +127,10 @@ FASTADV_HD_INLINE float sin_small(float v) {
   return sinf(v);
 #else
   const float z = v * v;  // Taylor to v^13: its error is below 1e-9 on [-π/2, π/2]
+  // clang-format off
   return v * (1.f + z * (-1.f / 6 + z * (1.f / 120 + z * (-1.f / 5040 + z * (1.f / 362880 +
                                                      z * (-1.f / 39916800 + z / 6227020800.f))))));
+  // clang-format on
 #endif
 }
 FASTADV_HD_INLINE double sin_small(double v) { return sin(v); }
@@ -148,7 +154,6 @@ FASTADV_HD_INLINE float m_sqrt(float v) {
   return v * y;
 #endif
 }
-
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kDegPerRad = 180.0 / kPi;
@@ -288,7 +293,7 @@ FASTADV_HD_INLINE T delta_hue_term(T cc, T cross, T dot, T turn) {
 // inv_k* are 1/k_L, 1/k_C, 1/k_H.
 template <typename T>
 FASTADV_HD_INLINE T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T inv_kl, T inv_kc,
-                                 T inv_kh) {
+                                        T inv_kh) {
   const T g = T(0.5) * (T(1) - chroma_ratio((p.c + q.c) * T(0.5)));
   const T a1p = (T(1) + g) * p.a, a2p = (T(1) + g) * q.a;
   const T c1p = m_sqrt(a1p * a1p + p.b * p.b), c2p = m_sqrt(a2p * a2p + q.b * q.b);
@@ -308,7 +313,8 @@ FASTADV_HD_INLINE T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T in
   const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(hue.cos_h, hue.sin_h);
   const T theta_arg = (hue.mean_h - T(275)) * T(0.04);  // / 25
   const T d_theta = T(30) * m_exp(-theta_arg * theta_arg);
-  const T r_t = T(-2) * chroma_ratio(c_bar_p) * sin_small(T(2) * d_theta * T(kRadPerDeg));  // 2Δθ <= 60°
+  const T r_t =
+      T(-2) * chroma_ratio(c_bar_p) * sin_small(T(2) * d_theta * T(kRadPerDeg));  // 2Δθ <= 60°
 
   const T tl = d_l * inv_kl / s_l, tc = d_c * inv_kc / s_c, th = d_h * inv_kh / s_h;
   const T sq = tl * tl + tc * tc + th * th + r_t * tc * th;
@@ -317,8 +323,8 @@ FASTADV_HD_INLINE T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T in
 
 template <typename T>
 FASTADV_HD_INLINE T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T inv_kc, T inv_kh) {
-  return m_sqrt(delta_e2000_squared(with_chroma(p.L, p.a, p.b), with_chroma(q.L, q.a, q.b),
-                                    inv_kl, inv_kc, inv_kh));
+  return m_sqrt(delta_e2000_squared(with_chroma(p.L, p.a, p.b), with_chroma(q.L, q.a, q.b), inv_kl,
+                                    inv_kc, inv_kh));
 }
 
 // ---------------------------------------------------------------------------------------------
