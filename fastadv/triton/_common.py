@@ -1,7 +1,50 @@
 """Helpers that several Triton kernels share."""
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
 import triton
 import triton.language as tl
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch as a wrapper asked for it: what `compile_check` compiles."""
+
+    kernel: triton.JITFunction
+    args: tuple
+    kwargs: dict
+
+
+_recorded: list[Launch] | None = None
+
+
+def launch(kernel: triton.JITFunction, grid: tuple, *args, **kwargs) -> None:
+    """Runs `kernel` on `grid`, on the device of its tensors (Triton launches on the current CUDA
+    device, not the tensors'; the C++ wrappers take a device guard for the same reason). Every
+    Triton launch of fastadv goes through here, so that `fastadv.triton.compile_check` sees them
+    all: inside `recording_launches()` the launch is recorded instead of run."""
+    if _recorded is not None:
+        _recorded.append(Launch(kernel, args, kwargs))
+        return
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with guard:
+        kernel[grid](*args, **kwargs)
+
+
+@contextlib.contextmanager
+def recording_launches() -> Iterator[list[Launch]]:
+    """Within the block, launches are recorded in the list yielded rather than run (the wrappers
+    then work on meta tensors: nothing is allocated or computed)."""
+    global _recorded
+    saved, _recorded = _recorded, []
+    try:
+        yield _recorded
+    finally:
+        _recorded = saved
 
 
 @triton.jit

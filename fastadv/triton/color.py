@@ -15,6 +15,7 @@ import triton.language as tl
 
 from fastadv._tensors import compute_dtype
 from fastadv.reference import color as reference
+from fastadv.triton._common import launch
 
 BLOCK = 256
 TILE_H, TILE_W = 16, 32
@@ -271,7 +272,7 @@ def rgb_to_lab_triton(rgb: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x)
     n = x.shape[0] * x.shape[2]
     if n:
-        _rgb_to_lab_kernel[(triton.cdiv(n, BLOCK),)](x, out, n, x.shape[2], BLOCK=BLOCK)
+        launch(_rgb_to_lab_kernel, (triton.cdiv(n, BLOCK),), x, out, n, x.shape[2], BLOCK=BLOCK)
     return out.to(rgb.dtype)
 
 
@@ -287,7 +288,7 @@ def delta_e2000_triton(
     n = out.numel()
     if n:
         grid = (triton.cdiv(n, BLOCK),)
-        _delta_e2000_kernel[grid](x, y, inv_k, out, n, x.shape[2], BLOCK=BLOCK)
+        launch(_delta_e2000_kernel, grid, x, y, inv_k, out, n, x.shape[2], BLOCK=BLOCK)
     return out.to(lab1.dtype)
 
 
@@ -308,8 +309,17 @@ def color_variance_triton(
     out = lab.new_empty((batch, 1, height, width))
     if out.numel():
         grid = (triton.cdiv(width, TILE_W), triton.cdiv(height, TILE_H), batch)
-        _color_variance_kernel[grid](
-            lab, weight_sq, out, height, width, r, TILE_H=TILE_H, TILE_W=TILE_W
+        launch(
+            _color_variance_kernel,
+            grid,
+            lab,
+            weight_sq,
+            out,
+            height,
+            width,
+            r,
+            TILE_H=TILE_H,
+            TILE_W=TILE_W,
         )
     return (reference.normalize_by_max(out) if normalize else out).to(rgb.dtype)
 

@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from fastadv.reference.nearest_fill import nearest_fill_fake
+from fastadv.triton._common import launch
 
 ROW_BLOCK = 1024
 COLUMN_BLOCK = 32  # one warp: a lane a column
@@ -173,10 +174,10 @@ def nearest_fill_triton(
     site = torch.empty(labels.shape, dtype=torch.int32, device=labels.device)
     stacks = torch.empty((2, *labels.shape), dtype=torch.int32, device=labels.device)
     row_block = min(ROW_BLOCK, triton.next_power_of_2(width))
-    _rows_kernel[(batch * height,)](hide.view(torch.uint8), site, width, BLOCK=row_block)
+    launch(_rows_kernel, (batch * height,), hide.view(torch.uint8), site, width, BLOCK=row_block)
     grid = (triton.cdiv(width, COLUMN_BLOCK), batch)
-    _columns_kernel[grid](
-        labels, site, out, distance if with_distance else out, empty, stacks,
+    launch(
+        _columns_kernel, grid, labels, site, out, distance if with_distance else out, empty, stacks,
         batch, height, width, WITH_DISTANCE=with_distance, BLOCK=COLUMN_BLOCK,
         num_warps=COLUMN_BLOCK // 32,
     )  # fmt: skip

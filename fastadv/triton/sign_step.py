@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from fastadv._tensors import memory_order
-from fastadv.triton._common import round_half_even, strided_offset
+from fastadv.triton._common import launch, round_half_even, strided_offset
 
 BLOCK = 1024
 
@@ -112,8 +112,8 @@ def sign_step_triton_(
     reach = [sum((n - 1) * s for n, s in zip(sizes, st, strict=True)) for st in strides]
     largest = max(numel, *reach)
     dummy = x  # any pointer, never read when its HAS_* flag is off
-    _sign_step_kernel[(triton.cdiv(numel, BLOCK),)](
-        x, x0, grad, numel,
+    launch(
+        _sign_step_kernel, (triton.cdiv(numel, BLOCK),), x, x0, grad, numel,
         *scalars, f64_scalars,
         dummy if step_map is None else step_map,
         dummy if eps_map is None else eps_map,
