@@ -81,6 +81,11 @@ def predictions(model, x):
         return model(x).argmax(1)
 
 
+def predictions_dense(model, x):
+    with torch.no_grad():
+        return model(x)["out"].argmax(1)
+
+
 # --- the same images ---------------------------------------------------------------------------
 
 CASES = [
@@ -108,7 +113,7 @@ def test_same_images_as_torchattacks(name, make_model, make_labels, cls):
         ("PGD", {"steps": 0}),
         ("PGD", {"steps": 0, "random_start": False}),
         ("BIM", {"steps": 0, "eps": 0.5 / 255}),  # the schedule gives 0 steps
-        ("BIM", {"steps": 0}),  # the schedule gives 10
+        ("BIM", {"steps": 0}),  # the schedule gives 7 at eps 6/255
         ("FGSM", {"eps": 0.0}),
     ],
 )
@@ -463,6 +468,23 @@ def test_runs_inside_no_grad(cls):
     with torch.no_grad():
         got = run(getattr(fa, cls)(model, **KW[cls]), x, y)
     assert torch.equal(got, want) and not got.requires_grad
+
+
+def test_torchvision_segmentation_model():
+    """torchvision's segmentation models return {"out": logits}: torchattacks' loss fails on
+    that; fastadv reads the logits, and picks least-likely targets per pixel."""
+    torch.manual_seed(0)
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=5
+    ).eval()
+    x = images(2, 64, 64)
+    atk = fa.PGD(model, steps=2)
+    assert torch.equal(atk.get_logits(x), model(x)["out"])
+    atk.set_mode_targeted_least_likely(quiet=True)
+    target = atk.get_target_label(x)
+    assert target.shape == (2, 64, 64) and (target != predictions_dense(model, x)).all()
+    adv = atk(x)
+    assert adv.shape == x.shape and 0 < (adv - x).abs().max() <= 8 / 255 + 1e-6
 
 
 def test_empty_batch_returns_it():
