@@ -18,7 +18,7 @@ MemoryOrder MemoryOrder::of(const at::Tensor& x, const char* what) {
   for (int d = 0; d < kMaxDims; ++d) {
     const int64_t size = x.size(order.dim[d]);
     order.shape.size[d] = size;
-    TORCH_CHECK(size == 1 || x.stride(order.dim[d]) == expected, what,
+    TORCH_CHECK(size == 1 || x.numel() == 0 || x.stride(order.dim[d]) == expected, what,
                 " must be dense (contiguous or channels_last), got strides ", x.strides());
     expected *= size;
   }

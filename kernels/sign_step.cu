@@ -5,7 +5,6 @@
 // their strides at coordinates that are advanced element by element, so the divisions that turn
 // a linear index into coordinates are paid once a vector.
 #include <algorithm>
-#include <climits>
 
 #include "kernels/cuda_utils.cuh"
 #include "kernels/sign_step_launch.h"
@@ -78,27 +77,31 @@ int64_t max_offset(const Shape4& shape, const Strides4& s) {
   return off;
 }
 
-bool fits_int32(const SignStepArgs& a) {
-  int64_t largest = a.numel;
+// The largest offset into any broadcast operand.
+int64_t broadcast_reach(const SignStepArgs& a) {
+  int64_t largest = 0;
   if (a.step_map) largest = std::max(largest, max_offset(a.shape, a.step_strides));
   if (a.eps_map) largest = std::max(largest, max_offset(a.shape, a.eps_strides));
   if (a.mask) largest = std::max(largest, max_offset(a.shape, a.mask_strides));
   if (a.active) largest = std::max(largest, max_offset(a.shape, a.active_strides));
-  return largest < INT_MAX;
+  return largest;
 }
 
 bool aligned(const void* p, int bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-template <typename scalar_t, typename index_t, bool kBroadcast>
-cudaError_t launch_typed(const SignStepArgs& a, cudaStream_t stream) {
-  constexpr int kVec = 16 / sizeof(scalar_t);
-  const bool vectorizable = aligned(a.x, 16) && aligned(a.x0, 16) && aligned(a.grad, 16);
-  const int vec = vectorizable ? kVec : 1;
-  const int64_t blocks = blocks_for((a.numel + vec - 1) / vec, kThreads, kMaxBlocks);
-  if (vectorizable) {
-    sign_step_kernel<scalar_t, index_t, kVec, kBroadcast><<<blocks, kThreads, 0, stream>>>(a);
+template <typename scalar_t, int VEC>
+cudaError_t launch_vec(const SignStepArgs& a, cudaStream_t stream) {
+  const int64_t blocks = blocks_for((a.numel + VEC - 1) / VEC, kThreads, kMaxBlocks);
+  const bool small = fits_int32_indexing(a.numel, VEC, blocks * kThreads, broadcast_reach(a));
+  const bool broadcast = a.has_broadcast_operand();
+  if (small && broadcast) {
+    sign_step_kernel<scalar_t, int32_t, VEC, true><<<blocks, kThreads, 0, stream>>>(a);
+  } else if (small) {
+    sign_step_kernel<scalar_t, int32_t, VEC, false><<<blocks, kThreads, 0, stream>>>(a);
+  } else if (broadcast) {
+    sign_step_kernel<scalar_t, int64_t, VEC, true><<<blocks, kThreads, 0, stream>>>(a);
   } else {
-    sign_step_kernel<scalar_t, index_t, 1, kBroadcast><<<blocks, kThreads, 0, stream>>>(a);
+    sign_step_kernel<scalar_t, int64_t, VEC, false><<<blocks, kThreads, 0, stream>>>(a);
   }
   return cudaGetLastError();
 }
@@ -107,16 +110,13 @@ cudaError_t launch_typed(const SignStepArgs& a, cudaStream_t stream) {
 
 cudaError_t launch_sign_step(const SignStepArgs& args, cudaStream_t stream) {
   if (args.numel == 0) return cudaSuccess;
-  const bool broadcast = args.has_broadcast_operand();
-  const bool small = fits_int32(args);
   return dispatch_dtype(args.dtype, [&](auto tag) {
     using scalar_t = decltype(tag);
-    if (small) {
-      return broadcast ? launch_typed<scalar_t, int32_t, true>(args, stream)
-                       : launch_typed<scalar_t, int32_t, false>(args, stream);
-    }
-    return broadcast ? launch_typed<scalar_t, int64_t, true>(args, stream)
-                     : launch_typed<scalar_t, int64_t, false>(args, stream);
+    constexpr int kVec = 16 / sizeof(scalar_t);
+    // 16-byte vectors where all three dense operands allow them, else one element at a time.
+    const bool vectorizable = aligned(args.x, 16) && aligned(args.x0, 16) && aligned(args.grad, 16);
+    return vectorizable ? launch_vec<scalar_t, kVec>(args, stream)
+                        : launch_vec<scalar_t, 1>(args, stream);
   });
 }
 

@@ -56,4 +56,18 @@ struct SignStepArgs {
   }
 };
 
+// Whether a launch of `grid_threads` threads over `numel` elements, `vec` a thread and a step,
+// forms only indices that 32-bit arithmetic holds (sign_step.cu). Not only numel counts: a
+// thread's grid-stride loop index goes past the last vector by up to the grid's size before its
+// test fails, and the tail index (numel / vec) * vec + thread reaches numel - 1 + grid_threads;
+// `broadcast_reach` is the largest offset into a broadcast operand.
+FASTADV_HD bool fits_int32_indexing(int64_t numel, int vec, int64_t grid_threads,
+                                    int64_t broadcast_reach) {
+  const int64_t vectors = numel / vec;
+  const int64_t loop_index = vectors - 1 + grid_threads;
+  const int64_t tail_index = vectors * vec + grid_threads - 1;
+  const int64_t largest = loop_index > tail_index ? loop_index : tail_index;
+  return largest <= 2147483647 && broadcast_reach <= 2147483647;
+}
+
 }  // namespace fastadv

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _backends import compiled_backends
-from fastadv.ops import BackendUnavailableError, sign_step_
+from _backends import compiled_backends, gpu_backends, needs_gpu, needs_two_gpus
+from fastadv.ops import BackendUnavailableError, SignStep, sign_step_
 
 # One ulp-ish of each dtype: the backends compute in the same precision as the reference, so
 # they agree to the last bit almost always; a rounding-boundary case may differ by one ulp.
@@ -171,7 +171,7 @@ def test_cpu_bfloat16_rounds_like_torch(quantum):
     assert torch.equal(got, want)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU with >= 20 GB free")
+@needs_gpu(free_gb=20)
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_64bit_indexing(backend):
     """More than 2^31 elements: spot-check the last ones (a 32-bit index would wrap)."""
@@ -271,3 +271,156 @@ def test_auto_picks_compiled_backend_on_cpu():
     from fastadv.ops._backend import resolve
 
     assert resolve("auto", torch.device("cpu")) == "cpu"
+
+
+ALL_BACKENDS = [pytest.param("torch", torch.device("cpu"), id="torch"), *compiled_backends()]
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_nan_images_give_nan(backend, device, dtype):
+    """NaN in x_adv or x0 gives NaN (as documented), the same on every backend; a sample that
+    is not active keeps its values, NaN or not; a NaN gradient is no direction."""
+    x, x0, grad = make_inputs((2, 3, 4, 5), dtype, device, seed=9)
+    x[0, 0, 1, 1] = math.nan
+    x0[0, 1, 2, 2] = math.nan
+    x[1, 2, 3, 4] = math.nan
+    for quantum in (None, 1 / 255):
+        got = run(backend, x, x0, grad, 0.02, 0.05, quantum=quantum)
+        want_nan = torch.isnan(x) | torch.isnan(x0)
+        assert torch.equal(torch.isnan(got), want_nan)
+        active = torch.tensor([True, False], device=device)
+        got = run(backend, x, x0, grad, 0.02, 0.05, quantum=quantum, active=active)
+        assert torch.equal(torch.isnan(got[1]), torch.isnan(x[1]))
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(*[st.integers(0, 3)] * 4), per_pixel=st.booleans(), seed=st.integers(0, 99))
+def test_degenerate_shapes(backend, device, shape, per_pixel, seed):
+    """Empty and 1-wide batches, channels, rows and columns, with scalar and per-pixel eps."""
+    x, x0, grad = make_inputs(shape, torch.float32, device, seed=seed)
+    b, _, h, w = shape
+    eps = torch.full((b, 1, h, w), 0.05, device=device) if per_pixel else 0.05
+    assert_matches_reference(backend, x, x0, grad, 0.02, eps)
+
+
+# ---- GPU only: index width, alignment, devices, streams, graphs, compile
+
+
+@needs_gpu(free_gb=16)
+def test_32bit_indexing_boundary():
+    """Just under 2^31 elements, unaligned (one element a thread): the grid-stride and tail
+    indices pass INT_MAX, so the launch must take 64-bit indexing; with 32-bit ones it wrote out
+    of bounds. A guard region after the view must stay untouched."""
+    n = 2**31 - 2**27  # in (2^31 - 2^28, 2^31): the range of the old bug
+    guard = 4096
+    buffer = torch.full((n + 1 + guard,), 0.5, dtype=torch.float16, device="cuda")
+    x = buffer[1 : n + 1].view(1, 1, 1, n)  # 2 bytes off: not 16-byte aligned
+    x0 = torch.full_like(x, 0.5)
+    grad = torch.ones_like(x)
+    sign_step_(x, x0, grad, 0.125, 0.25, backend="cuda")
+    assert x[0, 0, 0, -3:].tolist() == [0.625] * 3 and x[0, 0, 0, :3].tolist() == [0.625] * 3
+    assert buffer[0].item() == 0.5
+    assert bool((buffer[n + 1 :] == 0.5).all())
+
+
+@needs_gpu()
+@pytest.mark.parametrize("backend", gpu_backends())
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_misaligned_pointers(backend, dtype):
+    """Views that start one element into their storage: the element-at-a-time path."""
+    shape = (2, 3, 33, 65)
+    x, x0, grad = make_inputs(shape, dtype, "cuda", seed=11)
+    numel = x.numel()
+
+    def shifted(t):
+        store = torch.empty(numel + 1, dtype=dtype, device="cuda")
+        store[1:] = t.reshape(-1)
+        return store[1:].view(shape)
+
+    eps = 0.05 * torch.rand(2, 1, 33, 65, device="cuda", dtype=torch.float64)
+    want = run("torch", x.cpu(), x0.cpu(), grad.cpu(), 0.02, eps.cpu(), quantum=1 / 255)
+    got = shifted(x)
+    assert got.data_ptr() % 16 != 0
+    sign_step_(got, shifted(x0), shifted(grad), 0.02, eps, quantum=1 / 255, backend=backend)
+    torch.testing.assert_close(got.cpu(), want, atol=ATOL[dtype], rtol=0)
+
+
+@needs_two_gpus
+@pytest.mark.parametrize("backend", gpu_backends())
+def test_second_gpu(backend):
+    """Tensors on cuda:1 while cuda:0 is current: the kernel runs on the tensors' device."""
+    x, x0, grad = make_inputs((2, 3, 16, 16), torch.float32, "cuda:1", seed=12)
+    want = run("torch", x.cpu(), x0.cpu(), grad.cpu(), 0.02, 0.05)
+    with torch.cuda.device(0):
+        got = run(backend, x, x0, grad, 0.02, 0.05)
+    torch.testing.assert_close(got.cpu(), want, atol=1e-6, rtol=0)
+
+
+@needs_gpu()
+@pytest.mark.parametrize("backend", gpu_backends())
+def test_non_default_stream(backend):
+    """The update runs on the current stream, ordered after the work that made its inputs."""
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        x0 = torch.rand(4, 3, 256, 256, device="cuda")
+        grad = torch.randn_like(x0)
+        x = x0.clone()
+        sign_step_(x, x0, grad, 0.02, 0.05, backend=backend)
+        got = x.clone()
+    stream.synchronize()
+    want = run("torch", x0.cpu(), x0.cpu(), grad.cpu(), 0.02, 0.05)
+    torch.testing.assert_close(got.cpu(), want, atol=1e-6, rtol=0)
+
+
+@needs_gpu()
+@pytest.mark.parametrize("backend", gpu_backends())
+def test_cuda_graph_capture(backend):
+    """An attack iteration's update (SignStep, prepared once) captured in a CUDA graph and
+    replayed on new data equals the eager update."""
+    x, x0, grad = make_inputs((4, 3, 32, 32), torch.float32, "cuda", seed=13)
+    eps = 0.05 * torch.rand(4, device="cuda")
+    update = SignStep.prepare(x, 0.01, eps, quantum=1 / 255, backend=backend)
+    static_x, static_x0, static_grad = x.clone(), x0.clone(), grad.clone()
+    update(static_x.clone(), static_x0, static_grad)  # warm up (compiles Triton) outside capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        update(static_x, static_x0, static_grad)
+    for seed in (14, 15):
+        new_x, new_x0, new_grad = make_inputs((4, 3, 32, 32), torch.float32, "cuda", seed=seed)
+        static_x.copy_(new_x), static_x0.copy_(new_x0), static_grad.copy_(new_grad)
+        graph.replay()
+        want = update(new_x.clone(), new_x0, new_grad)
+        assert torch.equal(static_x, want)
+
+
+@needs_gpu()
+def test_torch_compile_on_cuda():
+    x, x0, grad = make_inputs((2, 3, 8, 8), torch.float32, "cuda", seed=5)
+    want = run("torch", x.cpu(), x0.cpu(), grad.cpu(), 0.02, 0.05)
+
+    @torch.compile(fullgraph=True)
+    def update(x, x0, grad):
+        torch.ops.fastadv.sign_step_(
+            x, x0, grad, 0.02, None, 0.05, None, 0.0, 1.0, None, None, None
+        )
+        return x * 1.0
+
+    torch.testing.assert_close(update(x.clone(), x0, grad).cpu(), want, atol=1e-6, rtol=0)
+
+
+@needs_gpu()
+def test_opcheck_on_cuda():
+    from fastadv.triton.sign_step import sign_step_triton_
+
+    x, x0, grad = make_inputs((2, 3, 5, 6), torch.float32, "cuda")
+    eps = torch.full((2, 1, 5, 6), 0.05, device="cuda")
+    active = torch.tensor([True, False], device="cuda").view(2, 1, 1, 1)
+    for op in (torch.ops.fastadv.sign_step_.default, sign_step_triton_):
+        for args in (
+            (x, x0, grad, 0.02, None, 0.05, None, 0.0, 1.0, None, None, None),
+            (x, x0, grad, 0.02, None, 0.0, eps, 0.0, 1.0, None, active, 1 / 255),
+        ):
+            torch.library.opcheck(op, args)

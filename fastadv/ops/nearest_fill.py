@@ -111,8 +111,13 @@ def hide_mask(labels: torch.Tensor, hide: Hide) -> torch.Tensor:
             )
         return hide.to(labels.device)
     ids = _class_ids(hide)
-    info = torch.iinfo(labels.dtype)
-    ids = [i for i in ids if info.min <= i <= info.max]  # others match no pixel
+    largest = torch.iinfo(labels.dtype).max
+    for i in ids:
+        if not 0 <= i <= largest:  # no pixel could hold it: a mistake, not a no-op
+            raise ValueError(
+                f"hide: class id {i} is outside [0, {largest}], the class ids {labels.dtype} "
+                "labels can hold"
+            )
     if not ids:
         return torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
     if len(ids) <= 4:  # a few comparisons beat isin's general path

@@ -60,6 +60,14 @@ def round_half_even(v):
 
 
 @triton.jit
+def clamp(v, lo, hi):
+    """min(max(v, lo), hi) as two selects, as kernels/common.h's clamp: NaN in v stays NaN (the
+    min/max of compiled Triton would drop it, the interpreter's would keep it)."""
+    above = tl.where(v < lo, lo, v)
+    return tl.where(above > hi, hi, above)
+
+
+@triton.jit
 def strided_offset(k0, k1, k2, k3, s0, s1, s2, s3):
     """Offset of a broadcast operand at memory-order coordinates (k0 innermost)."""
     return k0 * s0 + k1 * s1 + k2 * s2 + k3 * s3

@@ -129,8 +129,8 @@ def _columns_kernel(
 ):  # fmt: skip
     """Pass 2 for a block of columns of image b: the forward sweep, then the backward sweep
     that writes each pixel's source label (and distance); all-hidden images stay as they are."""
-    b = tl.program_id(1).to(tl.int64)
-    cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    b = tl.program_id(0).to(tl.int64)  # axis 0: a batch may pass axis 1's limit of 65535
+    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     inside = cols < W
     plane = H.to(tl.int64) * W
     site_col = site_ptr + b * plane + cols
@@ -175,7 +175,7 @@ def nearest_fill_triton(
     stacks = torch.empty((2, *labels.shape), dtype=torch.int32, device=labels.device)
     row_block = min(ROW_BLOCK, triton.next_power_of_2(width))
     launch(_rows_kernel, (batch * height,), hide.view(torch.uint8), site, width, BLOCK=row_block)
-    grid = (triton.cdiv(width, COLUMN_BLOCK), batch)
+    grid = (batch, triton.cdiv(width, COLUMN_BLOCK))
     launch(
         _columns_kernel, grid, labels, site, out, distance if with_distance else out, empty, stacks,
         batch, height, width, WITH_DISTANCE=with_distance, BLOCK=COLUMN_BLOCK,

@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from fastadv._tensors import memory_order
-from fastadv.triton._common import launch, round_half_even, strided_offset
+from fastadv.triton._common import clamp, launch, round_half_even, strided_offset
 
 BLOCK = 1024
 
@@ -20,7 +20,7 @@ BLOCK = 1024
 @triton.jit
 def _sign_step_kernel(
     x_ptr, x0_ptr, grad_ptr, numel,
-    step, eps, lo, hi, quantum, f64_scalars_ptr,
+    step: tl.float64, eps: tl.float64, lo: tl.float64, hi: tl.float64, quantum: tl.float64,
     step_ptr, eps_ptr, mask_ptr, active_ptr,
     n0, n1, n2,
     ss0, ss1, ss2, ss3, es0, es1, es2, es3, ms0, ms1, ms2, ms3, as0, as1, as2, as3,
@@ -28,6 +28,8 @@ def _sign_step_kernel(
     HAS_ACTIVE: tl.constexpr, HAS_QUANTUM: tl.constexpr, IS_F64: tl.constexpr,
     INDEX_64: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
+    # The scalars arrive as float64 (annotated: unannotated Python floats would be float32) and
+    # round to the compute type here (tl.full), as the C++ kernels' static_cast does.
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
@@ -37,12 +39,6 @@ def _sign_step_kernel(
     x = tl.load(x_ptr + offs, mask=inside).to(acc)
     x0 = tl.load(x0_ptr + offs, mask=inside).to(acc)
     g = tl.load(grad_ptr + offs, mask=inside).to(acc)
-    if IS_F64:  # Triton passes Python floats as float32: float64 reads them from a tensor
-        step = tl.load(f64_scalars_ptr)
-        eps = tl.load(f64_scalars_ptr + 1)
-        lo = tl.load(f64_scalars_ptr + 2)
-        hi = tl.load(f64_scalars_ptr + 3)
-        quantum = tl.load(f64_scalars_ptr + 4)
 
     k0 = offs % n0
     rest = offs // n0
@@ -53,11 +49,11 @@ def _sign_step_kernel(
     if HAS_STEP:
         step_v = tl.load(step_ptr + strided_offset(k0, k1, k2, k3, ss0, ss1, ss2, ss3), mask=inside)
     else:
-        step_v = step
+        step_v = tl.full([], step, acc)
     if HAS_EPS:
         eps_v = tl.load(eps_ptr + strided_offset(k0, k1, k2, k3, es0, es1, es2, es3), mask=inside)
     else:
-        eps_v = eps
+        eps_v = tl.full([], eps, acc)
 
     sign = tl.where(g > 0, 1.0, tl.where(g < 0, -1.0, 0.0)).to(acc)
     move = step_v * sign
@@ -65,12 +61,13 @@ def _sign_step_kernel(
         move = move * tl.load(
             mask_ptr + strided_offset(k0, k1, k2, k3, ms0, ms1, ms2, ms3), mask=inside
         )
-    delta = x + move - x0
-    delta = tl.minimum(tl.maximum(delta, -eps_v), eps_v)
+    delta = clamp(x + move - x0, -eps_v, eps_v)
     if HAS_QUANTUM:
-        delta = round_half_even(delta / quantum) * quantum
-        delta = tl.minimum(tl.maximum(delta, -eps_v), eps_v)
-    out = tl.minimum(tl.maximum(x0 + delta, lo), hi)
+        q = tl.full([], quantum, acc)
+        # round to nearest, as CUDA's `/` and the CPU's: compiled float32 `/` is approximate
+        ratio = delta / q if IS_F64 else tl.div_rn(delta, q)
+        delta = clamp(round_half_even(ratio) * q, -eps_v, eps_v)
+    out = clamp(x0 + delta, tl.full([], lo, acc), tl.full([], hi, acc))
     if HAS_ACTIVE:
         on = tl.load(active_ptr + strided_offset(k0, k1, k2, k3, as0, as1, as2, as3), mask=inside)
         out = tl.where(on != 0, out, x)
@@ -104,8 +101,6 @@ def sign_step_triton_(
     if numel == 0:
         return
     scalars = [float(step), float(eps), float(lo), float(hi), float(quantum or 0.0)]
-    is_f64 = x.dtype == torch.float64
-    f64_scalars = torch.tensor(scalars, dtype=x.dtype, device=x.device) if is_f64 else x
     order = memory_order(x)
     sizes = [x.shape[d] for d in order]
     strides = [_broadcast_strides(t, x, order) for t in (step_map, eps_map, mask, active)]
@@ -114,7 +109,7 @@ def sign_step_triton_(
     dummy = x  # any pointer, never read when its HAS_* flag is off
     launch(
         _sign_step_kernel, (triton.cdiv(numel, BLOCK),), x, x0, grad, numel,
-        *scalars, f64_scalars,
+        *scalars,
         dummy if step_map is None else step_map,
         dummy if eps_map is None else eps_map,
         dummy if mask is None else mask,
@@ -123,7 +118,7 @@ def sign_step_triton_(
         *strides[0], *strides[1], *strides[2], *strides[3],
         HAS_STEP=step_map is not None, HAS_EPS=eps_map is not None, HAS_MASK=mask is not None,
         HAS_ACTIVE=active is not None, HAS_QUANTUM=quantum is not None,
-        IS_F64=is_f64, INDEX_64=largest >= 2**31 - BLOCK, BLOCK=BLOCK,
+        IS_F64=x.dtype == torch.float64, INDEX_64=largest >= 2**31 - BLOCK, BLOCK=BLOCK,
     )  # fmt: skip
 
 

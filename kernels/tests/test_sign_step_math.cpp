@@ -55,11 +55,34 @@ void test_sign_step_value() {
             0.5 + 1.0 / 255, "quantum rounds up");
 }
 
+// The index width of sign_step.cu at its boundary: every index a thread forms must fit.
+void test_index_width() {
+  using fastadv::fits_int32_indexing;
+  const int64_t int_max = 2147483647, grid = int64_t(1) << 28;  // the largest grid it launches
+  const auto expect = [](bool got, bool want, const char* what) {
+    if (got != want) {
+      std::printf("FAIL %s: got %d\n", what, got);
+      ++failures;
+    }
+  };
+  expect(fits_int32_indexing(1000, 4, 1024, 0), true, "small");
+  // Below INT_MAX elements, but the tail index numel - 1 + grid would pass it: 64-bit.
+  expect(fits_int32_indexing(int_max - grid + 1, 1, grid, 0), true, "tail index INT_MAX");
+  expect(fits_int32_indexing(int_max - grid + 2, 1, grid, 0), false, "tail index past INT_MAX");
+  expect(fits_int32_indexing(int_max - 7, 1, grid, 0), false, "the range of the old bug");
+  // 16-byte vectors: the loop index counts vectors, the tail index elements.
+  expect(fits_int32_indexing(int_max - grid / 4 + 1, 4, grid / 4, 0), true, "vectors: fits");
+  expect(fits_int32_indexing(int_max - grid / 4 + 5, 4, grid / 4, 0), false, "vectors: not");
+  expect(fits_int32_indexing(100, 1, 128, int_max), true, "broadcast reach INT_MAX");
+  expect(fits_int32_indexing(100, 1, 128, int_max + 1), false, "broadcast reach past INT_MAX");
+}
+
 }  // namespace
 
 int main() {
   test_round_half_even();
   test_sign_step_value();
+  test_index_width();
   if (failures == 0) std::printf("sign_step math: all passed\n");
   return failures == 0 ? 0 : 1;
 }
