@@ -1,0 +1,105 @@
+"""The attack's view of a photo: a working copy no larger than max_side, the three channels a
+model takes, and the way back to a full-size photo of the photo's own channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastadv.photos._photo import Photo
+
+# The longest side the attacks run at unless told otherwise. A 6000x4000 photo took 18.5 GB
+# under `fastadv hide` before running out (issue 17); memory grows with the pixel count, so
+# 1024 px (about 0.7 megapixels for 3:2) costs some 34 times less.
+DEFAULT_MAX_SIDE = 1024
+
+
+class GreyscaleModel(nn.Module):
+    """For a greyscale photo: `model` sees the mean of the three channels it is given, on all
+    three. The attack may move the channels apart; the model, and the photo written
+    (Working.full_size), both take the mean, so the model's verdict is on the very grey image
+    written, and |mean δ| <= max |δ| keeps it within the attack's L-inf budget (attacks of sign
+    steps from a grey start move the three channels alike: the grey δ is then the attack's)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model(x.mean(1, keepdim=True).expand_as(x))
+
+
+def photo_model(model: nn.Module, photo: Photo) -> nn.Module:
+    """The model to attack `photo` with: GreyscaleModel(model) for a greyscale photo."""
+    return GreyscaleModel(model) if photo.grey else model
+
+
+def working_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """(height, width) scaled so that the longer side is at most max_side (None: no limit)."""
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int)
+                                 or max_side < 1):  # fmt: skip
+        raise ValueError(f"max_side must be a whole number of pixels >= 1, got {max_side!r}")
+    height, width = size
+    longest = max(height, width)
+    if max_side is None or longest <= max_side:
+        return size
+    return max(1, round(height * max_side / longest)), max(1, round(width * max_side / longest))
+
+
+@dataclass
+class Working:
+    """The photo at the size the attack runs at: pixels [C, h, w], the photo's own when it
+    fits within max_side, else a downscaled copy (bilinear with antialiasing)."""
+
+    photo: Photo
+    pixels: torch.Tensor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) the attack runs at."""
+        return tuple(self.pixels.shape[1:])
+
+    @property
+    def scaled(self) -> bool:
+        return self.size != self.photo.size
+
+    def model_input(self) -> torch.Tensor:
+        """The batch [1, 3, h, w] to attack: a greyscale photo on all three channels (attack
+        it through photo_model's wrapper)."""
+        return self.pixels.expand(3, -1, -1).contiguous()[None]
+
+    def full_size(self, adv: torch.Tensor) -> torch.Tensor:
+        """The photo's pixels [C, H, W] at full size from the attacked working copy adv
+        ([3, h, w] as model_input's, or [C, h, w]): a greyscale photo takes the mean of the
+        channels, as GreyscaleModel does; then the perturbation adv - pixels, upsampled
+        bilinearly (each value a convex combination of the working ones: its L-inf does not
+        grow), is added to the full-resolution original and clamped to [0, 1]."""
+        adv = adv.detach().to(self.pixels.device, self.pixels.dtype)
+        if self.photo.grey and adv.shape[0] == 3:
+            adv = adv.mean(0, keepdim=True)
+        if adv.shape != self.pixels.shape:
+            raise ValueError(
+                f"adv must be [3 or {self.photo.channels}, {self.size[0]}, {self.size[1]}], "
+                f"got {tuple(adv.shape)}"
+            )
+        if not self.scaled:
+            return adv.clamp(0, 1)
+        delta = F.interpolate(
+            (adv - self.pixels)[None], size=self.photo.size, mode="bilinear", align_corners=False
+        )[0]
+        return delta.add_(self.photo.pixels).clamp_(0, 1)
+
+
+def working_copy(photo: Photo, max_side: int | None = DEFAULT_MAX_SIDE) -> Working:
+    """The photo at the size the attack runs at (see Working and working_size)."""
+    size = working_size(photo.size, max_side)
+    if size == photo.size:
+        return Working(photo, photo.pixels)
+    # Antialiased bilinear weights are >= 0 and sum to 1; the clamp only takes off rounding.
+    pixels = F.interpolate(
+        photo.pixels[None], size=size, mode="bilinear", antialias=True, align_corners=False
+    )[0].clamp_(0, 1)
+    return Working(photo, pixels)
