@@ -1,12 +1,21 @@
 """The attack's view of a photo: a working copy no larger than max_side, the three channels a
-model takes, and the way back to a full-size photo of the photo's own channels."""
+model takes, and the way back to a full-size photo of the photo's own channels.
+
+The working copy's pixels are cells of whole photo pixels: row j of the photo falls in working
+row j * h // H (columns alike), so a cell is floor(H / h) or ceil(H / h) rows high. Downscaling
+averages each cell (a box filter); the perturbation goes back up by repeating each working
+pixel over its cell. Downscaling the written photo then gives back the attacked working copy
+(up to the file's rounding and the clamp to [0, 1]): what the attack did at the working size
+is what the file holds. With bilinear resampling both ways instead, `hide_classes` (eps 10/255,
+fcn8s-synthcity) on six scikit-image photos at max_side 256 lost 7 % to 50 % of its hidden
+pixels on that trip; with the cells, 0 % to 2 %.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fastadv.photos._photo import Photo
@@ -52,7 +61,7 @@ def working_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]
 @dataclass
 class Working:
     """The photo at the size the attack runs at: pixels [C, h, w], the photo's own when it
-    fits within max_side, else a downscaled copy (bilinear with antialiasing)."""
+    fits within max_side, else the means of its cells (module docstring)."""
 
     photo: Photo
     pixels: torch.Tensor
@@ -74,9 +83,9 @@ class Working:
     def full_size(self, adv: torch.Tensor) -> torch.Tensor:
         """The photo's pixels [C, H, W] at full size from the attacked working copy adv
         ([3, h, w] as model_input's, or [C, h, w]): a greyscale photo takes the mean of the
-        channels, as GreyscaleModel does; then the perturbation adv - pixels, upsampled
-        bilinearly (each value a convex combination of the working ones: its L-inf does not
-        grow), is added to the full-resolution original and clamped to [0, 1]."""
+        channels, as GreyscaleModel does; the perturbation adv - pixels, each value repeated
+        over its cell (its L-inf unchanged), is added to the full-resolution photo and the sum
+        clamped to [0, 1]."""
         adv = adv.detach().to(self.pixels.device, self.pixels.dtype)
         if self.photo.grey and adv.shape[0] == 3:
             adv = adv.mean(0, keepdim=True)
@@ -87,9 +96,8 @@ class Working:
             )
         if not self.scaled:
             return adv.clamp(0, 1)
-        delta = F.interpolate(
-            (adv - self.pixels)[None], size=self.photo.size, mode="bilinear", align_corners=False
-        )[0]
+        rows, cols = (cells(n, m) for n, m in zip(self.photo.size, self.size, strict=True))
+        delta = (adv - self.pixels)[:, rows][:, :, cols]  # indexing: 6x index_select's speed
         return delta.add_(self.photo.pixels).clamp_(0, 1)
 
 
@@ -98,8 +106,20 @@ def working_copy(photo: Photo, max_side: int | None = DEFAULT_MAX_SIDE) -> Worki
     size = working_size(photo.size, max_side)
     if size == photo.size:
         return Working(photo, photo.pixels)
-    # Antialiased bilinear weights are >= 0 and sum to 1; the clamp only takes off rounding.
-    pixels = F.interpolate(
-        photo.pixels[None], size=size, mode="bilinear", antialias=True, align_corners=False
-    )[0].clamp_(0, 1)
-    return Working(photo, pixels)
+    pixels = photo.pixels
+    for dim, (n, m) in enumerate(zip(photo.size, size, strict=True), start=1):
+        pixels = _cell_means(pixels, dim, cells(n, m), m)
+    return Working(photo, pixels.clamp_(0, 1))  # the clamp only takes off rounding
+
+
+def cells(full: int, working: int) -> torch.Tensor:
+    """For each of `full` rows (or columns), the working row it falls in."""
+    return torch.arange(full) * working // full
+
+
+def _cell_means(x: torch.Tensor, dim: int, index: torch.Tensor, count: int) -> torch.Tensor:
+    shape = list(x.shape)
+    shape[dim] = count
+    sums = x.new_zeros(shape).index_add_(dim, index, x)
+    sizes = torch.bincount(index, minlength=count).to(x.dtype)
+    return sums.div_(sizes.view([-1 if d == dim else 1 for d in range(x.dim())]))

@@ -103,7 +103,7 @@ def _samples(photo: Photo, pixels: torch.Tensor, bit_depth: int) -> np.ndarray:
     """[H, W, K] of uint8 or uint16: the pixels rounded to the grid, the alpha appended (as it
     was read when the depth is the photo's, else rounded to the new one)."""
     levels, dtype = (65535, np.uint16) if bit_depth == 16 else (255, np.uint8)
-    colour = pixels.detach().cpu().float().clamp(0, 1).mul(levels).round_().numpy()
+    colour = pixels.detach().cpu().float().clamp(0, 1).mul_(levels).round_().numpy()
     samples = colour.astype(dtype).transpose(1, 2, 0)
     if photo.alpha is None:
         return samples
