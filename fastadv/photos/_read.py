@@ -88,7 +88,7 @@ def read_photo(path) -> Photo:
     except UnidentifiedImageError:
         raise PhotoError(f"{path}: not an image, or in a format Pillow cannot read") from None
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:
-        reason = " ".join(str(error).split())  # one line
+        reason = " ".join(str(getattr(error, "strerror", None) or error).split())  # one line
         raise PhotoError(f"{path}: cannot read it ({reason})") from None
 
 
