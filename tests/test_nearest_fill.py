@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fastadv.ops import NearestFill, _backend, nearest_fill
 from fastadv.reference.nearest_fill import nearest_fill as nearest_fill_reference
-from tests._backends import compiled_backends
+from tests._backends import compiled_backends, gpu_backends, needs_gpu, needs_two_gpus
 
 ALL_BACKENDS = [pytest.param("torch", torch.device("cpu"), id="torch"), *compiled_backends()]
 INTERPRETED_MAX_PIXELS = 32 * 32  # Triton runs interpreted without a GPU: small maps only
@@ -100,7 +100,7 @@ def check(result: NearestFill, labels: torch.Tensor, hidden: torch.Tensor):
     lab, hid = labels.cpu().numpy(), hidden.cpu().numpy()
     out, dist, empty = (t.cpu().numpy() for t in result)
     for b in range(lab.shape[0]):
-        if hid[b].all():
+        if hid[b].size and hid[b].all():  # an image of no pixels is not one with none visible
             assert empty[b]
             np.testing.assert_array_equal(out[b], lab[b])
             assert np.isinf(dist[b]).all()
@@ -198,7 +198,7 @@ def test_largest_side(backend, device, shape):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    shape=st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12)),
+    shape=st.tuples(st.integers(0, 3), st.integers(0, 12), st.integers(0, 12)),
     p=st.sampled_from([0.0, 0.2, 0.5, 0.8, 0.95, 1.0]),
     seed=st.integers(0, 2**31 - 1),
 )
@@ -274,6 +274,9 @@ def test_bad_inputs():
         nearest_fill(labels, 1, on_empty="skip")
     with pytest.raises(ValueError, match="backend must be"):
         nearest_fill(labels, 1, backend="numpy")
+    for bad, dtype in ((-1, torch.int64), (1000, torch.uint8), (256, torch.uint8)):
+        with pytest.raises(ValueError, match=f"class id {bad} is outside"):
+            nearest_fill(labels.to(dtype), [2, bad])
     with pytest.raises(ValueError, match="at most 16384"):
         nearest_fill(torch.zeros(1, 16385, dtype=torch.uint8).expand(16385, 16385)[None], 1)
 
@@ -303,3 +306,62 @@ def test_opcheck(backend, device):
         op = torch.ops.fastadv.nearest_fill.default
     for with_distance in (True, False):
         torch.library.opcheck(op, (labels, hide, with_distance))
+
+
+# ---- GPU only ------------------------------------------------------------------------------
+
+
+@needs_gpu()
+@pytest.mark.parametrize("backend", gpu_backends())
+def test_batch_beyond_grid_limit(backend):
+    """More images than a grid's y or z axis holds (65535)."""
+    hidden = torch.rand(65537, 3, 5, generator=torch.Generator().manual_seed(5)) < 0.5
+    labels = unique_labels(hidden)
+    want = nearest_fill(labels, hidden, return_distance=True, on_empty="keep", backend="cpu")
+    got = nearest_fill(
+        labels.cuda(), hidden.cuda(), return_distance=True, on_empty="keep", backend=backend
+    )
+    assert torch.equal(got.labels.cpu(), want.labels)
+    assert torch.equal(got.distance.cpu(), want.distance)
+    assert torch.equal(got.empty.cpu(), want.empty)
+
+
+@needs_two_gpus
+@pytest.mark.parametrize("backend", gpu_backends())
+def test_second_gpu(backend):
+    labels = torch.as_tensor(blobs(40, 50, 8))[None]
+    want = nearest_fill(labels, 1, return_distance=True, backend="cpu")
+    with torch.cuda.device(0):
+        got = nearest_fill(labels.to("cuda:1"), 1, return_distance=True, backend=backend)
+    assert got.labels.device == torch.device("cuda:1")
+    assert torch.equal(got.labels.cpu(), want.labels)
+    assert torch.equal(got.distance.cpu(), want.distance)
+
+
+@needs_gpu()
+@pytest.mark.parametrize("backend", gpu_backends())
+def test_non_default_stream(backend):
+    stream = torch.cuda.Stream()
+    labels = torch.as_tensor(blobs(200, 300, 9))[None]
+    want = nearest_fill(labels, 1, return_distance=True, backend="cpu")
+    with torch.cuda.stream(stream):
+        on_gpu = labels.cuda()
+        got = nearest_fill(on_gpu, 1, return_distance=True, on_empty="keep", backend=backend)
+        labels_out, distance = got.labels.clone(), got.distance.clone()
+    stream.synchronize()
+    assert torch.equal(labels_out.cpu(), want.labels)
+    assert torch.equal(distance.cpu(), want.distance)
+
+
+@needs_gpu()
+def test_torch_compile_on_cuda():
+    labels = torch.as_tensor(blobs(30, 40, 10)).to(torch.int32)[None].cuda()
+    want = nearest_fill(labels, 1, return_distance=True, backend="cuda")
+
+    @torch.compile(fullgraph=True)
+    def fill(labels):
+        filled, distance, _ = torch.ops.fastadv.nearest_fill(labels, labels == 1, True)
+        return filled + 0, distance * 1.0
+
+    filled, distance = fill(labels)
+    assert torch.equal(filled, want.labels) and torch.equal(distance, want.distance)
