@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fastadv-installed
 SOURCES := $(shell find csrc kernels -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: venv build test demo bench lint cmake-check clean
+.PHONY: venv build test demo bench lint cmake-check gpu-wheels clean
 
 venv: $(VENV)/.deps
 
@@ -45,6 +45,12 @@ cmake-check: venv
 	cmake -S . -B cmake-build -G Ninja -DFASTADV_NVCC_FLAGS="$$($(PY) .ci/nvcc_flags.py 2>/dev/null)"
 	cmake --build cmake-build
 	ctest --test-dir cmake-build --output-on-failure
+
+# The wheels .ci/gpu_check installs on the GPU machine (Python 3.12, no network there).
+gpu-wheels:
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl -r .ci/gpu_wheels.txt
 
 clean:
 	rm -rf build cmake-build fastadv/_C*.so *.egg-info

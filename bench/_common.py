@@ -15,7 +15,10 @@ import torch
 
 import fastadv
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# Where the rows go: bench/results, or $FASTADV_BENCH_RESULTS (the GPU run collects its own).
+RESULTS = os.environ.get("FASTADV_BENCH_RESULTS") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "results"
+)
 COLUMNS = [
     "op", "backend", "shape", "dtype", "median_ms", "p20_ms", "p80_ms", "throughput", "unit",
     "pct_of_peak", "peak", "device", "torch", "triton", "fastadv", "date", "note",

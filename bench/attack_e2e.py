@@ -26,7 +26,7 @@ from _common import append_rows, row, time_interleaved
 from fastadv import metrics
 from fastadv.attacks import hide_classes, ifgsm, kurakin_steps
 from fastadv.data import SynthCity
-from fastadv.models import load
+from fastadv.models import create, load
 from fastadv.ops import nearest_fill
 
 PERSON = 11
@@ -139,12 +139,22 @@ def main():
     parser.add_argument("--batch", type=int, default=None, help="default 4 on the CPU, 8 on a GPU")
     parser.add_argument("--height", type=int, default=None, help="default 256 / 512")
     parser.add_argument("--width", type=int, default=None, help="default 512 / 1024")
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help="time this architecture (e.g. fcn8s-vgg16, random weights, seed 0) instead of the "
+        "shipped fcn8s-synthcity",
+    )
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.type == "cuda"
     batch = args.batch or (8 if gpu else 4)
     height, width = args.height or (512 if gpu else 256), args.width or (1024 if gpu else 512)
-    model = load("fcn8s-synthcity", device=device).eval()
+    if args.arch:
+        torch.manual_seed(0)
+        model = create(args.arch).to(device).eval()
+    else:
+        model = load("fcn8s-synthcity", device=device).eval()
     data = SynthCity(split="val", size=(height, width))
     x = torch.stack([data[i][0] for i in range(batch)]).to(device)
     append_rows("attack_e2e", bench(model, x, device))
