@@ -41,6 +41,7 @@ def test_shipped_class_names():
     assert "CSAILVision/places365" in CATEGORIES.read_text().splitlines()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("legacy", [True, False])
 def test_converted_model_is_the_checkpoints_network(places_net, tmp_path, legacy):
     """The converted file loads as a classifier with the Places365 names, and its logits are
