@@ -41,7 +41,7 @@ from _common import append_rows, row, time_interleaved
 from fastadv.attacks import color_variance_attack
 from fastadv.attacks.color_variance import condition_met
 from fastadv.experiments.protect import QuantisedScenes
-from fastadv.models.scene import load_classifier
+from fastadv.models import load
 from fastadv.ops import color_variance
 
 BATCH, SIZE, CONDITION = 16, 256, "top1"
@@ -115,7 +115,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    model, _ = load_classifier("scene-cnn")
+    model = load("scene-cnn")
     model.requires_grad_(False)
     data = QuantisedScenes(BATCH, SIZE)
     x = torch.stack([data[i][0] for i in range(BATCH)])

@@ -195,11 +195,11 @@ def _protect(args) -> int:
     """Sweere et al.'s colour-variance protection of each image; a summary table at the end."""
     from tqdm import tqdm
 
-    from fastadv.models.scene import load_classifier
+    from fastadv.models import CLASSIFICATION, describe, load
 
     device = _device(args.device)
-    model, classes = load_classifier(args.model)
-    model.to(device)
+    model = load(args.model, device, task=CLASSIFICATION)
+    classes = describe(model).classes
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = {p.resolve() for p in args.images}
     print(JPEG_WARNING, file=sys.stderr)

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from fastadv._outputs import logits_of
 from fastadv.data.synthcity import IGNORE_INDEX, PERSON, SynthCity
 from fastadv.metrics import confusion_matrix, mean_iou, per_class_iou
-from fastadv.models.weights import ARCHITECTURES, create, load, read_weights, save_weights
+from fastadv.models import SEGMENTATION, load
+from fastadv.models.weights import architectures, create, read_weights, save_weights
 
 
 def scene_cache(path: Path, scenes: int, size, seed: int):
@@ -210,7 +211,7 @@ def parse_args(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
 
     seg = commands.add_parser("segmentation", help="train a segmentation model on SynthCity")
-    seg.add_argument("--arch", choices=sorted(ARCHITECTURES), default="fcn8s-compact")
+    seg.add_argument("--arch", choices=architectures(SEGMENTATION), default="fcn8s-compact")
     seg.add_argument("--out", required=True, help="run directory: checkpoint, log, model")
     seg.add_argument("--steps", type=int, default=5000)
     seg.add_argument("--batch", type=int, default=8)

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from fastadv.data.rendered import NONE, RenderedObjects, render
+from fastadv.models import load
 from fastadv.models import mindseye as me
 
 DEFAULTS = {  # stage: (epochs, training samples, Adam lr); sized for ~45 min on one CPU thread
@@ -129,7 +130,8 @@ def _comparator(args):
     estimator and projector; balanced: every positive (the true class) and as many negatives
     (another class's projection, or any projection on a None image), drawn anew each epoch."""
     ds = _train_set(args)
-    est, proj = me.load("estimator", args.out), me.load("projector", args.out)
+    est = load("mindseye-estimator", weights_dir=args.out)
+    proj = load("mindseye-projector", weights_dir=args.out)
     x = ds.images()
     queries, grey, alpha, same = [], [], [], []
     with torch.no_grad():

@@ -25,7 +25,8 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from fastadv.data.scenes import CLASSES, SynthScenes
-from fastadv.models.scene import SceneNet, save_classifier, shorter_side_to
+from fastadv.models.scene import SceneNet, shorter_side_to
+from fastadv.models.weights import save_weights
 
 
 def cached(split: str, length: int, size: int, seed: int, cache: Path, *, scales=(1,)):
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
         acc = accuracy(model, val_x, val_y)
         print(f"epoch {epoch + 1}: loss {loss:.4f}, val top-1 {acc:.4f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-    save_classifier(model.eval(), args.out, "scenenet", CLASSES)
+    save_weights(model.eval(), args.out, "scenenet", CLASSES)
     print(f"wrote {args.out}; val top-1 at {args.size} px: {accuracy(model, val_x, val_y):.4f}, "
           f"rendered at {2 * args.size} px: {accuracy(model, val2_x, val_y):.4f}; "
           f"{time.perf_counter() - start:.0f} s this run")  # fmt: skip

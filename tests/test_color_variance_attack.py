@@ -169,9 +169,10 @@ def test_protect_cli_writes_pngs_and_goes_on_past_bad_files(tmp_path, capsys):
 def scene_val():
     """The shipped scene classifier and 12 SynthScenes val images (one a class) at 128 px."""
     from fastadv.experiments.protect import QuantisedScenes
-    from fastadv.models.scene import load_classifier
+    from fastadv.models import describe, load
 
-    model, classes = load_classifier("scene-cnn")
+    model = load("scene-cnn")
+    classes = describe(model).classes
     data = QuantisedScenes(12, 128)
     x, y = (torch.stack(t) for t in zip(*(data[i] for i in range(12)), strict=True))
     return model, classes, x, y

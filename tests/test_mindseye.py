@@ -10,6 +10,7 @@ import torch
 from fastadv.attacks import attack_until_flip
 from fastadv.data import RenderedObjects
 from fastadv.experiments import mindseye as ex
+from fastadv.models import load
 from fastadv.models import mindseye as me
 
 
@@ -64,7 +65,7 @@ def test_comparator_score_is_the_alpha_weighted_mean_of_similarities():
 
 def test_shipped_comparator_scores_an_image_equal_to_its_projection_near_one():
     """The query drawn exactly as the projector draws it (on black) scores ~1 for its class."""
-    proj, comp = me.load("projector"), me.load("comparator")
+    proj, comp = load("mindseye-projector"), load("mindseye-comparator")
     classes = torch.tensor([0, 1, 2])
     with torch.no_grad():
         grey, alpha = proj(classes, torch.tensor([[0.1, -0.2, 0.3]] * 3))

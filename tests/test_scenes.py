@@ -1,4 +1,4 @@
-"""SynthScenes, the shipped scene classifier, load_classifier and the ResNet-50 names."""
+"""SynthScenes, the shipped scene classifier, its weight files and the ResNet-50 names."""
 
 import json
 
@@ -8,8 +8,9 @@ from safetensors.torch import save_file
 
 from fastadv.data import SynthScenes
 from fastadv.data.scenes import CLASSES
+from fastadv.models import ModelError, describe, load, save_weights
 from fastadv.models.resnet import resnet50
-from fastadv.models.scene import SceneNet, load_classifier, save_classifier, shorter_side_to
+from fastadv.models.scene import SceneNet, shorter_side_to
 
 
 def test_classes_cover_outdoor_and_indoor_scenes():
@@ -47,8 +48,9 @@ def test_bad_arguments():
 @pytest.mark.parametrize("size", [128, 256])
 def test_shipped_classifier_is_accurate_on_val(size):
     """At its working resolution and on renders twice as large, which it shrinks itself."""
-    model, classes = load_classifier("scene-cnn")
-    assert classes == list(CLASSES) and isinstance(model, SceneNet) and model.input_size == 128
+    model = load("scene-cnn")
+    classes = describe(model).classes
+    assert classes == CLASSES and isinstance(model, SceneNet) and model.input_size == 128
     x, y = SynthScenes("val", 96, size).tensors()
     with torch.no_grad():
         accuracy = (model(x).argmax(1) == y).float().mean().item()
@@ -59,7 +61,7 @@ def test_layout_alone_does_not_name_the_class():
     """Scenes whose layout is another category's still carry their own class's ripple, so the
     shipped classifier, which reads it, names them; the mirror image (whose ripple runs the other
     way, another class's orientation) it does not. Checks that the texture cue is what it uses."""
-    model, _ = load_classifier("scene-cnn")
+    model = load("scene-cnn")
     x, y = SynthScenes("val", 48, 128).tensors()
     with torch.no_grad():
         plain = (model(x).argmax(1) == y).float().mean().item()
@@ -94,21 +96,24 @@ def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = SceneNet(num_classes=7, input_size=24).eval()
     path = tmp_path / "m.safetensors"
-    save_classifier(model, path, "scenenet", classes=[str(i) for i in range(7)])
-    loaded, classes = load_classifier(str(path))
+    save_weights(model, path, "scenenet", classes=[str(i) for i in range(7)])
+    loaded = load(path)
+    classes = describe(loaded).classes
     assert loaded.input_size == 24
     x = torch.rand(2, 3, 40, 40)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
-    assert classes == [str(i) for i in range(7)]
+    assert classes == tuple(str(i) for i in range(7))
 
 
 def test_load_refuses_pickles_and_unknown_archs(tmp_path):
-    with pytest.raises(ValueError, match="pickled"):
-        load_classifier(str(tmp_path / "model.pth"))
-    with pytest.raises(FileNotFoundError):
-        load_classifier(str(tmp_path / "missing.safetensors"))
+    pickled = tmp_path / "model.pth"
+    torch.save(SceneNet().state_dict(), pickled)
+    with pytest.raises(ModelError, match="pickled"):
+        load(pickled)
+    with pytest.raises(ModelError, match="does not exist"):
+        load(tmp_path / "missing.safetensors")
     path = tmp_path / "noarch.safetensors"
     save_file({"fc.weight": torch.zeros(2, 2)}, str(path), metadata={"classes": json.dumps([])})
-    with pytest.raises(ValueError, match="arch"):
-        load_classifier(str(path))
+    with pytest.raises(ModelError, match="arch"):
+        load(path)

@@ -7,15 +7,14 @@ from fastadv import metrics
 from fastadv.data import SynthCity
 from fastadv.data.synthcity import PERSON
 from fastadv.models import (
-    PRETRAINED,
+    SHIPPED,
     DeepLabLite,
+    ModelError,
     MultiScale,
     Normalize,
-    WeightsError,
     compact_fcn8s,
     fcn8s_vgg16,
     load,
-    load_weights,
     save_weights,
 )
 from fastadv.models.weights import WEIGHTS_DIR
@@ -104,9 +103,9 @@ def val_subset():
     return torch.stack(images), torch.stack(labels)
 
 
-@pytest.mark.parametrize("name", sorted(PRETRAINED))
+@pytest.mark.parametrize("name", sorted(RECORDED))
 def test_shipped_weights_reach_recorded_miou(name, val_subset):
-    path = WEIGHTS_DIR / PRETRAINED[name]
+    path = WEIGHTS_DIR / SHIPPED[name].file
     assert path.stat().st_size <= 10 * 2**20
     model = load(name)
     assert not model.training
@@ -121,24 +120,24 @@ def test_shipped_weights_reach_recorded_miou(name, val_subset):
 
 
 def test_weight_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_weights(tmp_path / "missing.safetensors")
-    with pytest.raises(ValueError, match="unknown weights"):
+    with pytest.raises(ModelError, match="does not exist"):
+        load(tmp_path / "missing.safetensors")
+    with pytest.raises(ModelError, match="unknown model 'fcn8s-imagenet'"):
         load("fcn8s-imagenet")
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
-    with pytest.raises(WeightsError, match="not a readable safetensors"):
-        load_weights(corrupt)
+    with pytest.raises(ModelError, match="not a readable safetensors"):
+        load(corrupt)
     good = tmp_path / "good.safetensors"
     save_weights(compact_fcn8s(5), good, "fcn8s-compact")
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:-1000])
-    with pytest.raises(WeightsError, match="not a readable safetensors"):
-        load_weights(truncated)
+    with pytest.raises(ModelError, match="not a readable safetensors"):
+        load(truncated)
     wrong = tmp_path / "wrong.safetensors"
     save_weights(compact_fcn8s(5), wrong, "deeplab-lite")
-    with pytest.raises(WeightsError, match="does not fit deeplab-lite"):
-        load_weights(wrong)
+    with pytest.raises(ModelError, match="does not fit deeplab-lite"):
+        load(wrong)
 
 
 def test_save_load_round_trip(tmp_path):

@@ -38,6 +38,7 @@ import torch
 from fastadv.attacks import attack_until_flip
 from fastadv.data.rendered import CLASSES, NONE, RenderedObjects, render
 from fastadv.metrics import distortion
+from fastadv.models import load
 from fastadv.models import mindseye as me
 
 DIRECT = ("direct", "direct-params")
@@ -92,9 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 def _networks(folder) -> dict:
     """The shipped direct networks and triple-staged network, in eval mode."""
     return {
-        "direct": me.load("direct", folder),
-        "direct-params": me.load("direct-params", folder),
-        "triple": me.load_triple_staged(folder),
+        "direct": load("mindseye-direct", weights_dir=folder),
+        "direct-params": load("mindseye-direct-params", weights_dir=folder),
+        "triple": load("mindseye-triple", weights_dir=folder),
     }
 
 

@@ -24,7 +24,7 @@ from fastadv.attacks import color_variance_attack
 from fastadv.data.scenes import SynthScenes
 from fastadv.experiments import harness, report
 from fastadv.experiments.panels import to_uint8
-from fastadv.models.scene import load_classifier
+from fastadv.models import CLASSIFICATION, describe, load
 from fastadv.ops import color_variance
 
 RUNS = {  # name: (condition, uses the L1 term)
@@ -231,7 +231,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, classes = load_classifier(args.model)
+    model = load(args.model, task=CLASSIFICATION)
+    classes = describe(model).classes
     rows = run(model, classes, args.out, images=args.images, size=args.size,
                batch_size=args.batch, **algorithm_settings(args))  # fmt: skip
     print(report.markdown_table(rows, COLUMNS))

@@ -1,4 +1,4 @@
-"""Pieces shared by the segmentation models."""
+"""Pieces shared by the models."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ class Normalize(nn.Module):
     """``(x − mean) / std`` per channel, for images ``[B, C, H, W]`` in [0, 1].
 
     Part of the model, so attacks work in [0, 1] image space and the gradient goes through it.
+    With ``persistent=False`` mean and std stay out of the state_dict, so a network's own
+    (e.g. torchvision's) parameter names load unchanged.
     """
 
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, persistent: bool = True):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        for name, value in (("mean", mean), ("std", std)):
+            value = torch.tensor(value, dtype=torch.float32).view(1, -1, 1, 1)
+            self.register_buffer(name, value, persistent=persistent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, self.mean.shape[1])

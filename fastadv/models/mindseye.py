@@ -248,26 +248,8 @@ NETWORKS = {
 
 
 def weights_path(name: str, folder=None) -> Path:
+    """The weight file of network `name` in `folder` (default: the shipped weights); the
+    registry loads it as "mindseye-<name>"."""
     if name not in NETWORKS:
         raise ValueError(f"unknown network {name!r}; one of {list(NETWORKS)}")
     return Path(folder or WEIGHTS) / f"mindseye-{name}.safetensors"
-
-
-def load(name: str, folder=None) -> nn.Module:
-    """One stage or direct network with its weights (from `folder`, default the shipped ones),
-    in eval mode."""
-    from safetensors.torch import load_file
-
-    path = weights_path(name, folder)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no weights for {name!r} at {path}; train them with "
-            f"python -m fastadv.train_mindseye {name}"
-        )
-    net = NETWORKS[name]()
-    net.load_state_dict(load_file(path))
-    return net.eval()
-
-
-def load_triple_staged(folder=None) -> TripleStaged:
-    return TripleStaged(*(load(n, folder) for n in ("estimator", "projector", "comparator"))).eval()

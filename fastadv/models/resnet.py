@@ -1,8 +1,9 @@
 """ResNet-50 (He et al. 2016) with torchvision's parameter names, so a torchvision or Places365
 ResNet-50 state dict loads with `load_state_dict(..., strict=True)`.
 
-The input normalisation (x - mean) / std is part of the module (buffers that are not saved), so
-the model takes images in [0, 1] like every fastadv attack.
+The input preprocessing is part of the module (`Preprocess`, whose buffers are not saved), so
+the model takes images in [0, 1] like every fastadv attack: normalisation, and optionally the
+resize and centre crop of its evaluation (Places365's authors: shorter side 256, centre 224).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from fastadv.models.preprocess import Preprocess
 
 
 class Bottleneck(nn.Module):
@@ -44,12 +44,19 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """torchvision.models.ResNet with Bottleneck blocks, plus the input normalisation."""
+    """torchvision.models.ResNet with Bottleneck blocks, behind its input preprocessing
+    (ImageNet normalisation; `resize_size` and `crop_size` as in `Preprocess`)."""
 
-    def __init__(self, layers=(3, 4, 6, 3), num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    def __init__(
+        self,
+        layers=(3, 4, 6, 3),
+        num_classes: int = 1000,
+        resize_size: int | None = None,
+        crop_size: int | None = None,
+    ):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.resize_size, self.crop_size = resize_size, crop_size
+        self.preprocess = Preprocess(resize_size=resize_size, crop_size=crop_size)
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -65,7 +72,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(inplanes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
+        x = self.preprocess(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
