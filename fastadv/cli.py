@@ -22,7 +22,7 @@ from types import ModuleType
 import torch
 
 from fastadv import experiments
-from fastadv.errors import UsageError
+from fastadv.errors import UsageError, require_extra
 from fastadv.experiments import demo, study
 from fastadv.experiments.study import HelpFormatter
 
@@ -170,6 +170,7 @@ def _hide(args) -> int:
     from fastadv.metrics import hidden_fraction
     from fastadv.models import load
 
+    require_extra("studies")  # the panels; before the work
     device = study.device(args.device)
     classes = class_ids(args.classes)
     model = load(args.model, device=device)

@@ -43,8 +43,11 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def init_distributed() -> None:
-    """Under torchrun (WORLD_SIZE > 1), joins the process group: NCCL on GPUs, gloo on CPUs."""
+    """Under torchrun (WORLD_SIZE > 1), joins the process group: NCCL on GPUs, each rank on
+    its own (NCCL's object collectives use the current device), gloo on CPUs."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 

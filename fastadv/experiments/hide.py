@@ -18,7 +18,7 @@ from fastadv import metrics
 from fastadv.attacks import hide_classes
 from fastadv.errors import UsageError
 from fastadv.experiments.panels import hide_panel, pyplot
-from fastadv.experiments.study import Plan, shared_arguments
+from fastadv.experiments.study import Plan, synthcity_arguments
 
 NAME = "hide"
 HELP = "Fischer et al.: hiding persons vs eps (their Fig. 2)"
@@ -38,13 +38,7 @@ COLUMNS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    shared_arguments(
-        parser, NAME, images=50, images_help="the first N images of SynthCity's val split",
-        size=(256, 512), batch_size=4,
-    )  # fmt: skip
-    parser.add_argument(
-        "--eps", type=float, nargs="+", default=list(EPS_PX), help="L-inf budgets in pixel units"
-    )
+    synthcity_arguments(parser, NAME, EPS_PX)
     parser.add_argument(
         "--modes", nargs="+", choices=list(MODES), default=list(MODES),
         help="noise on the full image, or restricted to the persons after or during the attack",

@@ -16,7 +16,7 @@ import torch
 from fastadv import metrics
 from fastadv.attacks import fgsm, ifgsm
 from fastadv.experiments.panels import pyplot
-from fastadv.experiments.study import Plan, shared_arguments
+from fastadv.experiments.study import Plan, synthcity_arguments
 
 NAME = "robustness"
 HELP = "Arnab et al.: IoU ratio vs eps, plain / MultiScale / DenseCRF"
@@ -36,13 +36,7 @@ COLUMNS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    shared_arguments(
-        parser, NAME, images=50, images_help="the first N images of SynthCity's val split",
-        size=(256, 512), batch_size=4,
-    )  # fmt: skip
-    parser.add_argument(
-        "--eps", type=float, nargs="+", default=list(EPS_PX), help="L-inf budgets in pixel units"
-    )
+    synthcity_arguments(parser, NAME, EPS_PX)
     parser.add_argument(
         "--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS), help="attacks to run"
     )

@@ -131,6 +131,18 @@ def shared_arguments(
     )  # fmt: skip
 
 
+def synthcity_arguments(parser: argparse.ArgumentParser, name: str, eps_px) -> None:
+    """The shared options with the defaults of the studies on SynthCity's val split, and
+    --eps, the budgets in pixel units."""
+    shared_arguments(
+        parser, name, images=50, images_help="the first N images of SynthCity's val split",
+        size=(256, 512), batch_size=4,
+    )  # fmt: skip
+    parser.add_argument(
+        "--eps", type=float, nargs="+", default=list(eps_px), help="L-inf budgets in pixel units"
+    )
+
+
 def parse(study: ModuleType, argv: Sequence[str] = ()) -> argparse.Namespace:
     """The study's arguments from argv with its defaults, as `fastadv experiment NAME` parses
     them (for the demo and for tests)."""
