@@ -44,7 +44,9 @@ def evaluate(setting, x, labels, delay=0.0):
 
 
 def add_arguments(parser):
-    shared_arguments(parser, NAME, images=10, images_help="unused", batch_size=3, threads=1)
+    shared_arguments(
+        parser, NAME, images=10, images_help="(the toy data has 10)", batch_size=3, threads=1
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait a batch")
 
 
