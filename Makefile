@@ -19,7 +19,7 @@ $(VENV)/.deps: requirements-dev.txt
 	touch $@
 
 $(STAMP): $(VENV)/.deps $(SOURCES)
-	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(PY) -m pip install -q --no-build-isolation -e '.[studies]'  # deps: installed above
 	touch $@
 
 build: $(STAMP)

@@ -1,87 +1,118 @@
-"""The `fastadv` command.
+"""The `fastadv` command: it assembles the commands and the studies.
 
 fastadv hide IMAGE... --classes person --eps 10 [--restrict after|during]
                         [--model NAME|FILE] --out DIR
 fastadv protect IMAGE... [--condition top1|top5|top1-50] [--model NAME|FILE] --out DIR
-fastadv experiment hide|robustness|mindseye|protect [...]
+fastadv experiment hide|robustness|protect|mindseye [...]    (options: fastadv experiment NAME -h)
 fastadv demo [--out DIR]
+
+A command declares its arguments in one function and does its work in another; a study is a
+module of fastadv.experiments (see fastadv.experiments.study). A user's mistake, from argparse
+or from the work (a UsageError), ends in `run` as one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
+import functools
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
-# Studies with their own argument parsers, to which `fastadv experiment NAME ...` hands the rest.
-FORWARDED_STUDIES = {
-    "mindseye": "Berntsen et al.: the Mind's Eye study",
-    "protect": "Sweere et al.: Table 1 of colour-variance protection",
-}
+from fastadv import experiments
+from fastadv.errors import UsageError, require_extra
+from fastadv.experiments import demo, study
+from fastadv.experiments.study import HelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a bad argument reported as one line (a UsageError), not a usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} -h)")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fastadv", description="Fast adversarial attacks and the papers' studies."
+    parser = Parser(
+        prog="fastadv",
+        description="Fast adversarial attacks and the papers' studies.",
+        formatter_class=HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    _hide_parser(
-        commands.add_parser("hide", help="hide classes from a segmentation model in your images")
+    _hide_arguments(
+        _command(commands, "hide", "hide classes from a segmentation model in your images")
     )
-    _protect_parser(
-        commands.add_parser("protect", help="protect your images from a scene classifier")
-    )
+    _protect_arguments(_command(commands, "protect", "protect your images from a scene classifier"))
     experiment = commands.add_parser("experiment", help="run a paper's study (resumable)")
     studies = experiment.add_subparsers(dest="study", required=True)
-    _hide_study_parser(studies.add_parser("hide", help="Fischer et al.: hiding persons vs eps"))
-    _robustness_parser(studies.add_parser("robustness", help="Arnab et al.: IoU ratio vs eps"))
-    for name, paper in FORWARDED_STUDIES.items():
-        studies.add_parser(name, help=f"{paper} (options: fastadv experiment {name} -h)",
-                           add_help=False)  # fmt: skip
-    demo = commands.add_parser(
-        "demo", help="reduced versions of the segmentation studies, with a report"
+    for name in experiments.STUDIES:
+        _add_study(studies, experiments.load_study(name))
+    _demo_arguments(
+        _command(commands, "demo", "reduced versions of the segmentation studies, with a report")
     )
-    demo.add_argument("--out", type=Path, default=Path("fastadv-demo"), help="report folder")
-    demo.add_argument("--images", type=int, default=4)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "experiment" and args.study in FORWARDED_STUDIES:
-        study = importlib.import_module(f"fastadv.experiments.{args.study}")
-        return study.main(rest)
-    if rest:
-        parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    if args.command == "experiment":
-        init_distributed()
-    return args.func(args) if hasattr(args, "func") else _demo(args)
+    return run(parser, argv)
 
 
-def _device(name: str | None) -> str:
-    if name:
-        return name
-    if torch.cuda.is_available():
-        return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-    return "cpu"
+def run(parser: argparse.ArgumentParser, argv=None) -> int:
+    """Parses argv and runs its command; a UsageError becomes one line and exit code 2."""
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except UsageError as error:
+        print(f"fastadv: {error}", file=sys.stderr)
+        return 2
 
 
-def _writes_outputs() -> bool:
-    """Rank 0 writes the tables and figures (every rank has the reduced results)."""
-    from fastadv.experiments.harness import rank_and_world
-
-    return rank_and_world()[0] == 0
-
-
-def init_distributed() -> None:
-    """Under torchrun (WORLD_SIZE > 1), joins the process group: NCCL on GPUs, gloo on CPUs."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+def run_study(module: ModuleType, argv=None) -> int:
+    """`fastadv experiment NAME argv` for a study module that is not in STUDIES."""
+    parser = Parser(prog=f"fastadv experiment {module.NAME}")
+    _study_arguments(parser, module)
+    return run(parser, argv)
 
 
-def _hide_parser(p):
+def _command(commands, name: str, text: str) -> Parser:
+    return commands.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+
+
+def _add_study(studies, module: ModuleType) -> None:
+    parser = studies.add_parser(
+        module.NAME, help=module.HELP, description=module.__doc__, formatter_class=HelpFormatter
+    )
+    _study_arguments(parser, module)
+
+
+def _study_arguments(parser: argparse.ArgumentParser, module: ModuleType) -> None:
+    module.add_arguments(parser)
+    parser.set_defaults(run=functools.partial(_experiment, module))
+
+
+def _experiment(module: ModuleType, args: argparse.Namespace) -> int:
+    """Runs the study; rank 0 prints its table, reading and files."""
+    outcome = study.run(module, args)
+    if outcome is not None:
+        print(outcome.table)
+        print(f"\n{outcome.text}\nwrote {', '.join(map(str, outcome.files))}")
+    return 0
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("fastadv-demo"), help="report folder")
+    p.add_argument("--images", type=study.positive_int, default=4, help="SynthCity val images")
+    p.set_defaults(run=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    done = demo.run(args.out, args.images)
+    if done is not None:
+        files, minutes = done
+        names = ", ".join(path.name for path in files)
+        print(f"\nreport written to {args.out.resolve()}/ ({minutes:.1f} min): {names}")
+    return 0
+
+
+def _hide_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument(
         "--classes", nargs="+", default=["person"], help="Cityscapes class names or trainIds"
@@ -93,7 +124,7 @@ def _hide_parser(p):
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default=None)
-    p.set_defaults(func=_hide)
+    p.set_defaults(run=_hide)
 
 
 def class_ids(names) -> list[int]:
@@ -139,7 +170,8 @@ def _hide(args) -> int:
     from fastadv.metrics import hidden_fraction
     from fastadv.models import load
 
-    device = _device(args.device)
+    require_extra("studies")  # the panels; before the work
+    device = study.device(args.device)
     classes = class_ids(args.classes)
     model = load(args.model, device=device)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +211,7 @@ JPEG_WARNING = (
 )
 
 
-def _protect_parser(p):
+def _protect_arguments(p: argparse.ArgumentParser) -> None:
     from fastadv.experiments.protect import add_algorithm_arguments
 
     p.add_argument("images", nargs="+", type=Path)
@@ -188,7 +220,7 @@ def _protect_parser(p):
     add_algorithm_arguments(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default=None)
-    p.set_defaults(func=_protect)
+    p.set_defaults(run=_protect)
 
 
 def _protect(args) -> int:
@@ -197,7 +229,7 @@ def _protect(args) -> int:
 
     from fastadv.models import CLASSIFICATION, describe, load
 
-    device = _device(args.device)
+    device = study.device(args.device)
     model = load(args.model, device, task=CLASSIFICATION)
     classes = describe(model).classes
     args.out.mkdir(parents=True, exist_ok=True)
@@ -254,223 +286,6 @@ def _print_protect_summary(rows) -> None:
     for name, before, after, protected, iterations, out in rows:
         shown = "yes" if protected else "NO"
         print(f"{name[:32]:32} {before:22} {after:22} {shown:>9} {iterations:>5}  {out}")
-
-
-def _study_common(p, out: str):
-    p.add_argument(
-        "--images", type=int, default=50, help="first N images of the SynthCity val split"
-    )
-    p.add_argument("--size", type=int, nargs=2, default=[256, 512], metavar=("H", "W"))
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--out", type=Path, default=Path(out))
-    p.add_argument("--device", default=None)
-
-
-def _hide_study_parser(p):
-    from fastadv.experiments import hide
-
-    _study_common(p, "fastadv-hide")
-    p.add_argument("--eps", type=float, nargs="+", default=list(hide.EPS_PX))
-    p.add_argument("--modes", nargs="+", choices=list(hide.MODES), default=list(hide.MODES))
-    p.add_argument("--model", default="fcn8s-synthcity")
-    p.set_defaults(func=_hide_study)
-
-
-def _robustness_parser(p):
-    from fastadv.experiments import robustness
-
-    _study_common(p, "fastadv-robustness")
-    p.add_argument("--eps", type=float, nargs="+", default=list(robustness.EPS_PX))
-    p.add_argument(
-        "--attacks", nargs="+", choices=robustness.ATTACKS, default=list(robustness.ATTACKS)
-    )
-    p.add_argument(
-        "--variants", nargs="+", choices=robustness.VARIANTS, default=list(robustness.VARIANTS)
-    )
-    p.add_argument("--models", nargs="+", default=["fcn8s-synthcity", "deeplab-synthcity"])
-    p.add_argument("--crf-window", type=int, default=11, help="side of the DenseCRF's local window")
-    p.set_defaults(func=_robustness)
-
-
-def _dataset(args):
-    from fastadv.data import SynthCity
-
-    return SynthCity("val", length=args.images, size=tuple(args.size))
-
-
-def run_hide_study(args) -> tuple[list[dict], dict, list[Path]]:
-    from fastadv.experiments import hide
-    from fastadv.experiments.report import write_csv
-    from fastadv.models import load
-
-    device = _device(args.device)
-    model = load(args.model, device=device)
-    rows = hide.run(
-        model,
-        _dataset(args),
-        args.out,
-        eps_px=args.eps,
-        modes=args.modes,
-        batch_size=args.batch_size,
-        device=device,
-    )
-    files = []
-    if _writes_outputs():
-        files = [
-            write_csv(rows, args.out / "hide.csv"),
-            hide.plot(rows, args.out / "hide_fig2.png"),
-        ]
-        files.append(_hide_example(model, _dataset(args), args, device))
-    return rows, hide.headline(rows), files
-
-
-def _hide_example(model, dataset, args, device) -> Path:
-    """Their Fig. 1 for the first image that shows a person, at eps 10."""
-    from fastadv.attacks import hide_classes
-    from fastadv.experiments.hide import PERSON
-    from fastadv.experiments.panels import hide_panel
-
-    for i in range(len(dataset)):
-        x, _ = dataset[i]
-        x = x[None].to(device)
-        result = hide_classes(model, x, PERSON, 10 / 255, early_stop=False)
-        if result.hidden.any():
-            with torch.no_grad():
-                after = model(result.adv).argmax(1)
-            return hide_panel(
-                x[0],
-                result.adv[0],
-                result.target[0],
-                result.clean_pred[0],
-                after[0],
-                args.out / "hide_fig1.png",
-                title=f"SynthCity val {i}, eps 10",
-            )
-    raise SystemExit("fastadv: no image with a person in the chosen images")
-
-
-def _hide_study(args) -> int:
-    from fastadv.experiments.hide import headline_text
-    from fastadv.experiments.report import markdown_table
-
-    rows, head, files = run_hide_study(args)
-    print(markdown_table(rows, HIDE_COLUMNS))
-    print(f"\nheadline: {headline_text(head)}\nwrote {', '.join(map(str, files))}")
-    return 0
-
-
-def run_robustness_study(args) -> tuple[list[dict], str, list[Path]]:
-    from fastadv.experiments import robustness
-    from fastadv.experiments.report import write_csv
-    from fastadv.models import load
-
-    device = _device(args.device)
-    models = {name.removesuffix("-synthcity"): load(name, device=device) for name in args.models}
-    rows = robustness.run(
-        models,
-        _dataset(args),
-        args.out,
-        variants=args.variants,
-        attacks=args.attacks,
-        eps_px=args.eps,
-        crf_window=args.crf_window,
-        batch_size=args.batch_size,
-        device=device,
-    )
-    files = []
-    if _writes_outputs():
-        files = [
-            write_csv(rows, args.out / "robustness.csv"),
-            robustness.plot(rows, args.out / "robustness.png"),
-        ]
-    eps = 8 if 8 in args.eps else max(args.eps)
-    return rows, robustness.reading(rows, eps), files
-
-
-def _robustness(args) -> int:
-    from fastadv.experiments.report import markdown_table
-
-    rows, reading, files = run_robustness_study(args)
-    print(markdown_table(rows, ROBUSTNESS_COLUMNS))
-    print(f"\n{reading}\nwrote {', '.join(map(str, files))}")
-    return 0
-
-
-HIDE_COLUMNS = {
-    "mode": "noise",
-    "eps_px": "eps",
-    "images": "images",
-    "hidden_mean": "hidden",
-    "hidden_std": "± std",
-    "preserved_mean": "preserved",
-    "preserved_std": "± std",
-}
-ROBUSTNESS_COLUMNS = {
-    "model": "model",
-    "variant": "variant",
-    "attack": "attack",
-    "eps_px": "eps",
-    "clean_miou": "clean mIoU",
-    "miou": "mIoU",
-    "iou_ratio": "IoU ratio",
-}
-
-
-def _demo(args) -> int:
-    """Reduced studies on SynthCity with the shipped weights, and a markdown report."""
-    import time
-
-    from fastadv.experiments.hide import headline_text
-    from fastadv.experiments.report import markdown_table
-
-    start = time.perf_counter()
-    common = {"images": args.images, "size": [256, 512], "batch_size": 2, "device": None}
-    hide_args = argparse.Namespace(
-        **common, out=args.out, eps=[2, 6, 10], modes=["full", "after"], model="fcn8s-synthcity"
-    )
-    hide_rows, head, hide_files = run_hide_study(hide_args)
-    # The CRF costs most: half the resolution and a 5x5 window keep the demo short.
-    rob_args = argparse.Namespace(
-        **{**common, "images": min(args.images, 2), "size": [128, 256]},
-        out=args.out,
-        eps=[2, 8],
-        attacks=["fgsm", "fgsm-ll", "ifgsm", "ifgsm-ll"],
-        variants=["plain", "multiscale", "crf"],
-        models=["fcn8s-synthcity"],
-        crf_window=5,
-    )
-    rob_rows, reading, rob_files = run_robustness_study(rob_args)
-    minutes = (time.perf_counter() - start) / 60
-    report = args.out / "report.md"
-    setup = (
-        f"SynthCity val images ({args.images} at 256x512 for hiding, {rob_args.images} at 128x256 "
-        "for robustness, DenseCRF window 5x5), the shipped compact FCN-8s; "
-        f"{minutes:.1f} min on {_device(None)}. Full studies: `fastadv experiment hide` and "
-        "`fastadv experiment robustness`."
-    )
-    theirs = "Their headline (Cityscapes): >= 85 % hidden with >= 97 % preserved at eps 10."
-    report.write_text(
-        "\n".join(
-            [
-                "# fastadv demo: the segmentation studies, reduced",
-                "\n" + setup,
-                "\n## Hiding persons (Fischer et al., their Fig. 2)\n",
-                markdown_table(hide_rows, HIDE_COLUMNS),
-                f"\n{theirs} Here: {headline_text(head)}",
-                "\n![Fig. 2](hide_fig2.png)\n\n![Fig. 1](hide_fig1.png)",
-                "\n## Robustness and defences (Arnab et al.)\n",
-                markdown_table(rob_rows, ROBUSTNESS_COLUMNS),
-                "\n![IoU ratio](robustness.png)\n",
-                reading,
-            ]
-        )
-        + "\n"
-    )
-    print(
-        f"\nreport written to {report.resolve().parent}/ ({minutes:.1f} min): report.md, "
-        + ", ".join(p.name for p in hide_files + rob_files)
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """A small real study for the harness tests: I-FGSM on a seeded segmenter, a confusion
-matrix and a few per-image values a record. Run as a script it evaluates into argv[1],
-slowly, so that a test can kill it mid-way."""
+matrix and a few per-image values a record. It is also a study module (fastadv.experiments.study)
+that `fastadv.cli.run_study` runs; run as a script it does so with argv, e.g. under torchrun,
+each rank writing its process id to <out>/pid-<rank> first so that a test can find it."""
 
+import os
 import sys
 import time
 
@@ -11,8 +13,12 @@ from _models import images, segmenter
 from fastadv import metrics
 from fastadv.attacks import ifgsm
 from fastadv.experiments import harness
+from fastadv.experiments.study import Plan, shared_arguments
 
+NAME = "toy"
+HELP = "I-FGSM on a seeded segmenter"
 SETTINGS = ["ifgsm/eps=2", "ifgsm/eps=8"]
+COLUMNS = {"setting": "setting", "images": "images", "linf": "mean L-inf"}
 
 
 class ToyData(torch.utils.data.Dataset):
@@ -37,13 +43,31 @@ def evaluate(setting, x, labels, delay=0.0):
     ]
 
 
-if __name__ == "__main__":
-    torch.set_num_threads(1)
-    harness.run(
-        SETTINGS,
-        ToyData(),
-        lambda s, x, y: evaluate(s, x, y, delay=0.3),
-        sys.argv[1],
-        batch_size=3,
-        progress=False,
+def add_arguments(parser):
+    shared_arguments(
+        parser, NAME, images=10, images_help="(the toy data has 10)", batch_size=3, threads=1
     )
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait a batch")
+
+
+def plan(args, device):
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"pid-{harness.rank_and_world()[0]}").write_text(str(os.getpid()))
+    return Plan(SETTINGS, ToyData(), lambda s, x, y: evaluate(s, x, y, delay=args.delay))
+
+
+def table(summary, args):
+    return [
+        {"setting": s, "images": v["count"], "linf": sum(v["linf"]) / v["count"]}
+        for s, v in summary.items()
+    ]
+
+
+def report(plan, summary, rows, args):
+    return f"{len(rows)} settings", []
+
+
+if __name__ == "__main__":
+    from fastadv.cli import run_study
+
+    sys.exit(run_study(sys.modules[__name__], sys.argv[1:]))

@@ -1,4 +1,6 @@
-"""The fastadv command, end to end on a few synthetic street scenes."""
+"""The fastadv command, end to end on a few synthetic street scenes; the studies' options."""
+
+import sys
 
 import numpy as np
 import pytest
@@ -6,6 +8,8 @@ from PIL import Image
 
 from fastadv.cli import class_ids, free_path, main
 from fastadv.data import SynthCity
+from fastadv.errors import MissingExtra, optional_import
+from fastadv.experiments import STUDIES, load_study, study
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +67,58 @@ def test_class_names_and_ids():
         class_ids(["people"])
 
 
-def test_unknown_arguments_are_refused():
-    with pytest.raises(SystemExit):
-        main(["hide"])
+def test_unknown_arguments_are_refused(capsys):
+    assert main(["hide"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_study_help_names_the_command_and_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["experiment", "protect", "-h"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fastadv experiment protect ")
+    assert "--size H [W]" in out and "(default: 96)" in out and "(default: runs/protect)" in out
+    assert "m in pT = m * cV (default: 0.1)" in out  # the attack's own default, not None
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_speaks_one_vocabulary(name):
+    """--out, --images, --batch-size, --device, --threads for every study; --size H [W] for
+    those whose images have a size; nothing else spelled two ways."""
+    module = load_study(name)
+    args = study.parse(module, [])
+    for option in ("out", "images", "batch_size", "device", "threads"):
+        assert hasattr(args, option), option
+    assert not hasattr(args, "batch") and not hasattr(args, "eval_size")
+    if name != "mindseye":  # its rendered objects are always 64x64
+        assert study.parse(module, ["--size", "64"]).size == (64, 64)
+    if name in ("hide", "robustness"):
+        assert study.parse(module, ["--size", "64", "128"]).size == (64, 128)
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["experiment", "hide", "--size", "8", "16", "32"], "--size"),
+        (["experiment", "protect", "--size", "64", "32"], "--size"),
+        (["experiment", "robustness", "--images", "0"], "--images"),
+        (["experiment", "mindseye", "--batch-size", "-2"], "--batch-size"),
+    ],
+)
+def test_a_bad_study_argument_is_one_line_naming_it(argv, named, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    assert main(["experiment", "hide", "--images", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'fastadv[studies]'" in err
+    assert not any(tmp_path.iterdir())  # refused before any work
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)
+    with pytest.raises(MissingExtra, match=r"scipy is not installed.*fastadv\[studies\]"):
+        optional_import("scipy.stats")

@@ -195,18 +195,3 @@ def test_defaults_reach_table1_targets_on_val(scene_val, condition):
         assert not (top5 == y[:, None]).any()
     else:
         assert metrics.ssim(r.adv, x).mean() >= 0.99
-
-
-def test_protect_study_through_the_cli(scene_val, tmp_path):
-    """`fastadv experiment protect` on 2 images: every Table 1 run, the tables and the panel."""
-    from fastadv.cli import main
-
-    out = tmp_path / "study"
-    argv = ["experiment", "protect", "--out", str(out), "--images", "2", "--size", "64",
-            "--batch", "2", "--steps", "3"]  # fmt: skip
-    assert main(argv) == 0
-    table = (out / "table.md").read_text()
-    for run in ("Original", "Top1-L1", "Top1-L1-50", "Top1-noL1", "Top5-L1", "Top5-noL1",
-                "uniform:Top1-L1"):  # fmt: skip
-        assert f"| {run} |" in table
-    assert (out / "table.csv").exists() and (out / "panel.png").stat().st_size > 0

@@ -9,6 +9,7 @@ import torch
 
 from fastadv.attacks import attack_until_flip
 from fastadv.data import RenderedObjects
+from fastadv.experiments import harness, study
 from fastadv.experiments import mindseye as ex
 from fastadv.models import load
 from fastadv.models import mindseye as me
@@ -149,15 +150,22 @@ def test_one_trajectory_for_all_thetas_matches_separate_attacks():
 
 
 def test_runner_resumes_and_writes_every_output(tmp_path):
-    args = ["--out", str(tmp_path), "--eval-size", "8", "--per-class", "1", "--max-iters", "3"]
-    ex.main(args)
-    lines = (tmp_path / "attacks.jsonl").read_text().splitlines()
+    args = study.parse(
+        ex, ["--out", str(tmp_path), "--images", "8", "--per-class", "1", "--max-iters", "3"]
+    )
+    study.run(ex, args, progress=False)
+    records = tmp_path / ex.NAME / "records-0.jsonl"
+    lines = records.read_text().splitlines()
     assert len(lines) == 5 * 3 * 3  # networks x samples x targets
-    assert {json.loads(line)["network"] for line in lines} == set(ex.NETWORKS)
-    ex.main(args)  # nothing left to do
-    assert len((tmp_path / "attacks.jsonl").read_text().splitlines()) == len(lines)
+    assert {json.loads(line)["setting"] for line in lines} == set(ex.NETWORKS)
+    study.run(ex, args, progress=False)  # nothing left to do
+    assert len(records.read_text().splitlines()) == len(lines)
     for name in ("table1.csv", "table1.md", "fig4.csv", "fig6_distortion.png", "summary.json"):
         assert (tmp_path / name).exists(), name
+    records.write_text("\n".join(lines)[:-30])  # the last line cut short, as a kill leaves it
+    study.run(ex, args, progress=False)  # computes that attack again
+    assert records.read_text().splitlines()[-1] == lines[-1]
+    assert len(harness.read_records(tmp_path / ex.NAME)) == len(lines)
 
 
 # error counts of the shipped weights on the first 200 test images (docs/mindseye.md); the

@@ -18,11 +18,9 @@ from fastadv.models import (
     save_weights,
 )
 from fastadv.models.weights import WEIGHTS_DIR
-from fastadv.train import class_weights, learning_rate, load_checkpoint, sample_batch
-from fastadv.train import save_checkpoint as save_train_checkpoint
 
 # mIoU and person IoU of the shipped weights on the first 8 SynthCity val scenes at 256x512,
-# measured with `python -m fastadv.train evaluate --weights NAME --scenes 8` (docs/weights.md).
+# measured with `python -m fastadv.training evaluate --weights NAME --scenes 8` (docs/weights.md).
 RECORDED = {
     "fcn8s-synthcity": (0.8919, 0.7778),
     "deeplab-synthcity": (0.8955, 0.7965),
@@ -146,31 +144,3 @@ def test_save_load_round_trip(tmp_path):
     loaded = load(str(tmp_path / "m.safetensors"))
     x = torch.rand(1, 3, 20, 30)
     torch.testing.assert_close(loaded(x), model(x))
-
-
-def test_training_helpers(tmp_path):
-    images = torch.randint(0, 256, (3, 3, 16, 24), dtype=torch.uint8)
-    labels = torch.randint(0, 19, (3, 16, 24), dtype=torch.uint8)
-    x, y = sample_batch(images, labels, 4, (8, 12), step=5, seed=0)
-    assert x.shape == (4, 3, 8, 12) and y.shape == (4, 8, 12) and y.dtype == torch.int64
-    assert torch.equal(x, sample_batch(images, labels, 4, (8, 12), step=5, seed=0)[0])
-    assert learning_rate(0, 100, 1.0, 10) == pytest.approx(0.1)
-    assert learning_rate(10, 100, 1.0, 10) == pytest.approx(1.0)
-    assert learning_rate(100, 100, 1.0, 10) == pytest.approx(0.0)
-    w = class_weights(torch.tensor([0, 0, 0, 1]), 3, 0.5)
-    assert w[2] == 0 and w[1] > w[0] and w[:2].mean() == pytest.approx(1.0)
-
-
-def test_checkpoint_round_trip(tmp_path):
-    model = compact_fcn8s(3)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model(torch.rand(2, 3, 16, 16)).sum().backward()
-    optimizer.step()
-    save_train_checkpoint(tmp_path / "c.safetensors", model, optimizer, 7, {"lr": 1e-3})
-    fresh = compact_fcn8s(3)
-    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
-    assert load_checkpoint(tmp_path / "c.safetensors", fresh, fresh_opt) == 7
-    for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b)
-    state, fresh_state = optimizer.state_dict()["state"], fresh_opt.state_dict()["state"]
-    torch.testing.assert_close(state[0]["exp_avg_sq"], fresh_state[0]["exp_avg_sq"])

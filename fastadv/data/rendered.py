@@ -187,12 +187,12 @@ def _rasterise(e: Ellipsoid, rot, n: int, depth, shade) -> None:
 @functools.lru_cache(maxsize=2)
 def _backgrounds(split: str) -> tuple[np.ndarray, ...]:
     """Greyscale photographs of the split at scales 1, 1/2 and 1/4 (block means), in [0, 1]."""
-    import skimage.data
-    from skimage.color import rgb2gray
+    from fastadv.errors import optional_import
 
+    photos, rgb2gray = optional_import("skimage.data"), optional_import("skimage.color").rgb2gray
     out = []
     for name in PHOTOS[split]:
-        img = getattr(skimage.data, name)()
+        img = getattr(photos, name)()
         grey = rgb2gray(img[..., :3]) if img.ndim == 3 else img / 255.0
         for f in (1, 2, 4):
             h, w = grey.shape[0] // f * f, grey.shape[1] // f * f

@@ -9,11 +9,19 @@ missing (a batch with any image missing is recomputed whole, for identical numer
 the missing lines are written). Each rank sums its own records (integer confusion matrices and
 counts, per-image values with their index); the partial sums are then reduced across ranks, so
 the result equals a single process's exactly.
+
+Under torchrun, `init_distributed` joins the process group and `exit_with_parent` ends a
+worker when torchrun ends (torchrun starts its workers in sessions of their own, so a killed
+torchrun would leave them running).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,14 +31,42 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 Evaluate = Callable[[str, torch.Tensor, torch.Tensor], list[dict]]
-"""(setting, images [B, 3, H, W], labels [B, H, W]) -> one record (a JSON-able dict) an image.
-A record may hold "cm": an integer confusion matrix (nested lists), summed by `aggregate`."""
+"""(setting, images [B, ...], labels [B, ...]: the dataset's items stacked) -> one record (a
+JSON-able dict) an image. A record may hold "cm": an integer confusion matrix (nested lists),
+summed by `aggregate`."""
 
 
 def rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def init_distributed() -> None:
+    """Under torchrun (WORLD_SIZE > 1), joins the process group: NCCL on GPUs, each rank on
+    its own (NCCL's object collectives use the current device), gloo on CPUs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+@functools.cache  # one watcher a process
+def exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """In a worker that torchrun started, a daemon thread that ends the process as soon as
+    torchrun is gone (the worker's parent changes). Records are written line by line and the
+    folder lock dies with the process, so the run resumes when started again."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        print(f"fastadv: torchrun ended; worker {os.getpid()} stops", file=sys.stderr)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-torchrun", daemon=True).start()
 
 
 def read_records(out_dir: Path) -> dict[tuple[str, int], dict]:
@@ -79,7 +115,7 @@ def run(
         dynamic_ncols=True,
     )
     start = time.perf_counter()
-    with open(out_dir / f"records-{rank}.jsonl", "a") as sink:
+    with _open_for_appending(out_dir / f"records-{rank}.jsonl") as sink:
         for setting, batch in todo:
             images, labels = _load(dataset, batch, device)
             for index, record in zip(batch, evaluate(setting, images, labels), strict=True):
@@ -98,16 +134,22 @@ def run(
 
 def aggregate(records: list[dict], settings: Sequence[str]) -> dict[str, dict]:
     """Per setting: "count", "cm" (the sum of the records' confusion matrices, if they carry
-    one) and, for every other numeric field, the per-image values in image order."""
+    one) and, for every other numeric field, the per-image values in image order: `count`
+    values, NaN for an image whose record lacks the field, so that the lists line up."""
     partial = _partial_sums(records, settings)
     return {s: _finish(v) for s, v in partial.items()}
 
 
+def _empty_sums() -> dict:
+    return {"count": 0, "cm": None, "indices": [], "values": {}}
+
+
 def _partial_sums(records, settings) -> dict[str, dict]:
-    out = {s: {"count": 0, "cm": None, "values": {}} for s in settings}
+    out = {s: _empty_sums() for s in settings}
     for record in records:
-        summary = out.setdefault(record["setting"], {"count": 0, "cm": None, "values": {}})
+        summary = out.setdefault(record["setting"], _empty_sums())
         summary["count"] += 1
+        summary["indices"].append(record["index"])
         for field, value in record.items():
             if field == "cm":
                 cm = torch.tensor(value, dtype=torch.long)
@@ -122,8 +164,9 @@ def _merge(parts: list[dict[str, dict]]) -> dict[str, dict]:
     merged = {}
     for part in parts:
         for setting, p in part.items():
-            m = merged.setdefault(setting, {"count": 0, "cm": None, "values": {}})
+            m = merged.setdefault(setting, _empty_sums())
             m["count"] += p["count"]
+            m["indices"] += p["indices"]
             if p["cm"] is not None:
                 m["cm"] = p["cm"] if m["cm"] is None else m["cm"] + p["cm"]
             for field, pairs in p["values"].items():
@@ -135,9 +178,23 @@ def _finish(summary: dict) -> dict:
     out = {"count": summary["count"]}
     if summary["cm"] is not None:
         out["cm"] = summary["cm"]
+    indices = sorted(summary["indices"])
     for field, pairs in summary["values"].items():
-        out[field] = [value for _, value in sorted(pairs)]
+        by_index = dict(pairs)
+        out[field] = [by_index.get(i, float("nan")) for i in indices]
     return out
+
+
+def _open_for_appending(path: Path):
+    """`path` opened for appending, after ending a line that a killed run cut short (else the
+    first new record would be glued to it and lost)."""
+    sink = open(path, "a")
+    if sink.tell():
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                sink.write("\n")
+    return sink
 
 
 def _owned(index: int, batch_size: int, world: int, rank: int) -> bool:

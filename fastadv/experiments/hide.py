@@ -1,10 +1,14 @@
 """Fischer et al.'s class-hiding study: hide every person pixel at each eps, with the noise on
 the full image, or restricted to the person pixels after or during the attack; mean and std
-over images of the % of person pixels hidden and of background pixels preserved (their Fig. 2).
+over the images that show persons of the % of person pixels hidden and of background pixels
+preserved (their Fig. 2), on the first images of SynthCity's val split.
+
+    fastadv experiment hide --images 12 --size 256 512 --out runs/hide
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 
@@ -12,12 +16,50 @@ import torch
 
 from fastadv import metrics
 from fastadv.attacks import hide_classes
-from fastadv.experiments import harness
+from fastadv.errors import UsageError
+from fastadv.experiments.panels import hide_panel, pyplot
+from fastadv.experiments.study import Plan, synthcity_arguments
 
+NAME = "hide"
+HELP = "Fischer et al.: hiding persons vs eps (their Fig. 2)"
 EPS_PX = (1, 2, 4, 6, 8, 10, 12, 16, 20)
 MODES = {"full": None, "after": "after", "during": "during"}
 PERSON = 11  # Cityscapes trainId
 HEADLINE = {"eps_px": 10, "hidden": 0.85, "preserved": 0.97}  # their Cityscapes figures
+COLUMNS = {
+    "mode": "noise",
+    "eps_px": "eps",
+    "images": "images",
+    "hidden_mean": "hidden",
+    "hidden_std": "± std",
+    "preserved_mean": "preserved",
+    "preserved_std": "± std",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    synthcity_arguments(parser, NAME, EPS_PX)
+    parser.add_argument(
+        "--modes", nargs="+", choices=list(MODES), default=list(MODES),
+        help="noise on the full image, or restricted to the persons after or during the attack",
+    )  # fmt: skip
+    parser.add_argument(
+        "--model", default="fcn8s-synthcity", help="shipped weights name or .safetensors file"
+    )
+
+
+def plan(args: argparse.Namespace, device) -> Plan:
+    from fastadv.data import SynthCity
+    from fastadv.models import load
+
+    model = load(args.model, device=device)
+    dataset = SynthCity("val", length=args.images, size=args.size)
+    return Plan(
+        settings(args.eps, args.modes),
+        dataset,
+        make_evaluate(model),
+        {"model": model, "dataset": dataset, "device": device},
+    )
 
 
 def settings(eps_px=EPS_PX, modes=tuple(MODES)) -> list[str]:
@@ -62,18 +104,20 @@ def make_evaluate(model, classes=(PERSON,)):
     return evaluate
 
 
-def table(summary: dict[str, dict]) -> list[dict]:
-    """One row a setting: mode, eps, images, mean and std of hidden and preserved."""
+def table(summary: dict[str, dict], args: argparse.Namespace) -> list[dict]:
+    """One row a setting: mode, eps, and over the images that show persons (the others have
+    nothing to hide) their number and the mean and std of hidden and preserved."""
     rows = []
     for setting, s in summary.items():
         mode, eps = parse(setting)
-        row = {"mode": mode, "eps_px": eps, "images": s["count"]}
-        for field in ("hidden", "preserved"):
-            values = torch.tensor(s.get(field, []), dtype=torch.float64)
-            row[f"{field}_mean"] = values.mean().item() if values.numel() else float("nan")
-            row[f"{field}_std"] = (
-                values.std(unbiased=False).item() if values.numel() else float("nan")
-            )
+        nan = [math.nan] * s["count"]
+        hidden = torch.tensor(s.get("hidden", nan), dtype=torch.float64)
+        shows = ~hidden.isnan()
+        preserved = torch.tensor(s.get("preserved", nan), dtype=torch.float64)[shows]
+        row = {"mode": mode, "eps_px": eps, "images": int(shows.sum())}
+        for field, values in (("hidden", hidden[shows]), ("preserved", preserved)):
+            row[f"{field}_mean"] = values.mean().item() if values.numel() else math.nan
+            row[f"{field}_std"] = values.std(unbiased=False).item() if values.numel() else math.nan
         rows.append(row)
     return rows
 
@@ -98,7 +142,7 @@ def headline_text(head: dict) -> str:
         parts.append(
             f"at eps 10 with noise on the full image, {at['hidden_mean']:.1%} of the person "
             f"pixels hidden and {at['preserved_mean']:.1%} of the background preserved "
-            f"({at['images']} images)"
+            f"({at['images']} images that show persons)"
         )
     parts.append(
         f"smallest eps reaching both figures: {first:g}"
@@ -110,10 +154,7 @@ def headline_text(head: dict) -> str:
 
 def plot(rows: list[dict], path: Path) -> Path:
     """Their Fig. 2: mean +- std of hidden (dark red) and preserved (grey) per eps, per mode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     fig, axes = plt.subplots(
@@ -148,25 +189,23 @@ def plot(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def run(
-    model,
-    dataset,
-    out_dir,
-    *,
-    eps_px=EPS_PX,
-    modes=tuple(MODES),
-    batch_size=4,
-    device="cpu",
-    progress=True,
-):
-    """Runs (or resumes) the study into out_dir; returns its table rows."""
-    summary = harness.run(
-        settings(eps_px, modes),
-        dataset,
-        make_evaluate(model),
-        Path(out_dir) / "hide",
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-    )
-    return table(summary)
+def report(plan: Plan, summary: dict, rows: list[dict], args: argparse.Namespace):
+    """Their Fig. 2 and Fig. 1; the headline."""
+    files = [plot(rows, args.out / "hide_fig2.png"), example(plan, args.out / "hide_fig1.png")]
+    return f"headline: {headline_text(headline(rows))}", files
+
+
+def example(plan: Plan, path: Path) -> Path:
+    """Their Fig. 1 for the first image that shows a person, at eps 10."""
+    model, dataset = plan.context["model"], plan.context["dataset"]
+    for i in range(len(dataset)):
+        x = dataset[i][0][None].to(plan.context["device"])
+        result = hide_classes(model, x, PERSON, 10 / 255, early_stop=False)
+        if result.hidden.any():
+            with torch.no_grad():
+                after = model(result.adv).argmax(1)
+            return hide_panel(
+                x[0], result.adv[0], result.target[0], result.clean_pred[0], after[0], path,
+                title=f"SynthCity val {i}, eps 10",
+            )  # fmt: skip
+    raise UsageError("no image with a person in the chosen images; give more --images")

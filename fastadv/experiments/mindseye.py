@@ -1,7 +1,7 @@
 """Berntsen et al.'s study: Table 1 (clean error rates) and Figs. 4-6 (iterations and
 distortion that `attack_until_flip` needs to flip each network).
 
-    python -m fastadv.experiments.mindseye --out runs/mindseye [--per-class 20 --max-iters 300]
+    fastadv experiment mindseye --out runs/mindseye [--per-class 20 --max-iters 300]
 
 Networks: "direct", "direct-params", and "triple-0.2", "triple-0.45", "triple-0.7" (the
 triple-staged network at each threshold theta). Every correctly classified test image of an
@@ -18,10 +18,10 @@ So one trajectory serves the three thetas: attack_until_flip runs to the first f
 towards an object, 0.7 towards None), then goes on from there to the next theta, and the
 iterations add up.
 
-Resumable: one JSON line per (network, sample, target) is appended to <out>/attacks.jsonl
-after each batch, with the adversarial image as <out>/adv/<network>/<sample>-<target>.png; a
-rerun skips what is there. Then table1.csv/.md, fig4_*.png/csv, fig6_*.png/csv, fig5_*.png and
-summary.json are (re)written from the records.
+On the harness, the items are the attacks (sample, target) and the settings the networks: one
+record a network and attack in <out>/mindseye/, with the adversarial image as
+<out>/adv/<network>/<sample>-<target>.png. Then table1.csv/.md, fig4_*.png/csv, fig6_*.png/csv,
+fig5_*.png and summary.json are (re)written from the records.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +36,15 @@ import torch
 
 from fastadv.attacks import attack_until_flip
 from fastadv.data.rendered import CLASSES, NONE, RenderedObjects, render
+from fastadv.errors import optional_import
+from fastadv.experiments.panels import pyplot
+from fastadv.experiments.study import Plan, positive_int, shared_arguments
 from fastadv.metrics import distortion
 from fastadv.models import load
 from fastadv.models import mindseye as me
 
+NAME = "mindseye"
+HELP = "Berntsen et al.: the Mind's Eye study (Table 1, Figs. 4-6)"
 DIRECT = ("direct", "direct-params")
 TRIPLE = tuple(f"triple-{t}" for t in me.THETAS)
 NETWORKS = DIRECT + TRIPLE
@@ -51,43 +55,112 @@ PAPER_TABLE1 = {  # Berntsen et al., Table 1 (error rate, %)
     "triple-0.45": 0.57,
     "triple-0.7": 3.09,
 }
+COLUMNS = {
+    "figure": "fig.",
+    "network": "network",
+    "n": "attacks",
+    "capped": "capped",
+    "median_iterations": "median iterations",
+    "median_distortion": "median distortion",
+    "p_iterations_gt_direct": "p (iterations > direct)",
+    "p_distortion_gt_direct": "p (distortion > direct)",
+}
 
 
-def main(argv=None) -> None:
-    args = _parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    nets = _networks(args.weights)
-    test = RenderedObjects("test", args.eval_size, seed=args.seed)
-    start = time.time()
-    preds = _predictions(nets, test.images(), args.batch_size)
-    _write_table1(args.out, preds, test.labels)
-    print(f"table 1 ({args.eval_size} test images) in {time.time() - start:.0f} s")
-    start = time.time()
-    _run_attacks(args, nets, test, preds)
-    print(f"attacks in {time.time() - start:.0f} s")
-    records = _read_records(args.out)
-    _write_figures(args.out, records, args.max_iters)
-    _write_fig5(args.out, records, nets, test)
-    print(json.dumps(_summary(args.out, records, args.max_iters), indent=1))
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="fastadv experiment mindseye",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    shared_arguments(
+        parser, NAME, images=2000, batch_size=32, threads=1,
+        images_help="test images for Table 1; the first --per-class of each object class "
+        "among them are attacked",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="folder of the weights (None: the shipped)"
     )
-    p.add_argument("--out", type=Path, default=Path("runs/mindseye"))
-    p.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
-    p.add_argument("--eval-size", type=int, default=2000, help="test images for Table 1")
-    p.add_argument("--per-class", type=int, default=20, help="attacked images per object class")
-    p.add_argument("--max-iters", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS))
-    return p
+    parser.add_argument(
+        "--per-class", type=positive_int, default=20, help="attacked test images an object class"
+    )
+    parser.add_argument("--max-iters", type=positive_int, default=300, help="most attack steps")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rendered test images")
+    parser.add_argument(
+        "--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS), help="networks attacked"
+    )
+
+
+def plan(args: argparse.Namespace, device) -> Plan:
+    """The networks, Table 1's clean decisions on the test images, and the attacks."""
+    nets = {name: net.to(device) for name, net in _networks(args.weights).items()}
+    test = RenderedObjects("test", args.images, seed=args.seed)
+    preds = _predictions(nets, test.images().to(device), args.batch_size)
+    return Plan(
+        list(args.networks),
+        Attacks(test, args.per_class),
+        make_evaluate(nets, test.labels, preds, args.out, args.max_iters),
+        {"nets": nets, "test": test, "preds": preds, "device": device},
+    )
+
+
+class Attacks(torch.utils.data.Dataset):
+    """The attacks as the harness's items: (test image, [sample, target]), for the first
+    `per_class` test images of each object class, each towards the two other objects and
+    towards None."""
+
+    def __init__(self, test: RenderedObjects, per_class: int):
+        self.images = test.images()
+        self.jobs = _jobs(test, per_class)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, k: int):
+        return self.images[self.jobs[k][0]], torch.tensor(self.jobs[k])
+
+
+def make_evaluate(nets: dict, labels: torch.Tensor, preds: dict, out: Path, max_iters: int):
+    """The harness's evaluate: attack_until_flip on a batch of attacks, one record and one
+    adversarial PNG an attack. The first triple-staged theta asked for a batch runs the one
+    trajectory of all three thetas (module docstring) and keeps the others' results."""
+    trajectories = {}
+
+    def evaluate(network, images, jobs):
+        target = jobs[:, 1]
+        if network in DIRECT:
+            result = _attack(nets[network], images, target, _decision(network), None, max_iters)
+        else:
+            key = tuple(jobs.flatten().tolist())
+            if key not in trajectories:
+                trajectories[key] = _attack_triple(
+                    nets["triple"], images, target, TRIPLE, max_iters
+                )
+            result = trajectories[key][network]
+        return _records(out, network, jobs, result, preds, labels, images)
+
+    return evaluate
+
+
+def table(summary: dict[str, dict], args: argparse.Namespace) -> list[dict]:
+    """One row a figure and network: attacks, capped, medians, p-values (`_summary`)."""
+    nan = float("nan")
+    rows = []
+    for figure, per in _summary(_records_of(summary), args.max_iters).items():
+        if not figure.startswith("fig"):
+            continue
+        for network, s in per.items():
+            row = {"figure": int(figure[3:]), "network": network}
+            rows.append(row | {k: s.get(k, nan) for k in list(COLUMNS)[2:]})
+    return rows
+
+
+def report(plan: Plan, summary: dict, rows: list[dict], args: argparse.Namespace):
+    """Table 1, the box plots of Figs. 4 and 6, the examples of Fig. 5 and summary.json;
+    Table 1 as the text."""
+    c = plan.context
+    records = _records_of(summary)
+    files = _write_table1(args.out, c["preds"], c["test"].labels)
+    files += _write_figures(args.out, records, args.max_iters)
+    files += _write_fig5(args.out, records, c["nets"], c["test"], c["device"])
+    medians = args.out / "summary.json"
+    medians.write_text(json.dumps(_summary(records, args.max_iters), indent=1))
+    return (args.out / "table1.md").read_text(), [*files, medians]
 
 
 def _networks(folder) -> dict:
@@ -106,26 +179,22 @@ def _decision(name: str):
     return me.decider(float(name.split("-")[1]))
 
 
-def _model(nets: dict, name: str):
-    return nets[name] if name in DIRECT else nets["triple"]
-
-
 @torch.no_grad()
 def _predictions(nets: dict, images: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
-    """Clean decisions of every network on `images`: name -> int64 [N]."""
+    """Clean decisions of every network on `images`: name -> int64 [N] on the CPU."""
     out = {}
     for name in (*DIRECT, "triple"):
         outputs = torch.cat(
             [nets[name](images[s : s + batch]) for s in range(0, len(images), batch)]
         )
         if name in DIRECT:
-            out[name] = outputs.argmax(1)
+            out[name] = outputs.argmax(1).cpu()
         else:
-            out.update({n: _decision(n)(outputs) for n in TRIPLE})
+            out.update({n: _decision(n)(outputs).cpu() for n in TRIPLE})
     return out
 
 
-def _write_table1(out: Path, preds: dict, labels: torch.Tensor) -> None:
+def _write_table1(out: Path, preds: dict, labels: torch.Tensor) -> list[Path]:
     rows = [
         (n, 100 * (p != labels).float().mean().item(), PAPER_TABLE1[n]) for n, p in preds.items()
     ]
@@ -136,6 +205,7 @@ def _write_table1(out: Path, preds: dict, labels: torch.Tensor) -> None:
     lines = ["| network | error rate (ours) | error rate (paper) |", "| --- | --- | --- |"]
     lines += [f"| {n} | {e:.2f} % | {p:.2f} % |" for n, e, p in rows]
     (out / "table1.md").write_text("\n".join(lines) + f"\n\n{len(labels)} test images.\n")
+    return [out / "table1.csv", out / "table1.md"]
 
 
 # ---- attacks ---------------------------------------------------------------------------------
@@ -146,31 +216,6 @@ def _jobs(test: RenderedObjects, per_class: int) -> list[tuple[int, int]]:
     towards the two other objects and towards None."""
     samples = [i for c in range(NONE) for i in (test.labels == c).nonzero()[:per_class, 0].tolist()]
     return [(i, t) for i in samples for t in range(NONE + 1) if t != int(test.labels[i])]
-
-
-def _run_attacks(args, nets, test, preds) -> None:
-    done = {(r["network"], r["sample"], r["target"]) for r in _read_records(args.out)}
-    images = test.images()
-    jobs = _jobs(test, args.per_class)
-    groups = [n for n in args.networks if n in DIRECT]
-    if any(n in TRIPLE for n in args.networks):
-        groups.append("triple")
-    for group in groups:
-        names = [group] if group in DIRECT else [n for n in TRIPLE if n in args.networks]
-        todo = [j for j in jobs if any((n, *j) not in done for n in names)]
-        for s in range(0, len(todo), args.batch_size):
-            chunk = todo[s : s + args.batch_size]
-            idx = torch.tensor([i for i, _ in chunk])
-            target = torch.tensor([t for _, t in chunk])
-            x = images[idx]
-            if group in DIRECT:
-                results = {
-                    group: _attack(nets[group], x, target, _decision(group), None, args.max_iters)
-                }
-            else:
-                results = _attack_triple(nets["triple"], x, target, names, args.max_iters)
-            _append(args.out, chunk, results, preds, test.labels, x)
-            print(f"{group}: {min(s + args.batch_size, len(todo))}/{len(todo)} attacks", flush=True)
 
 
 def _attack(model, x, target, decision, loss_fn, max_iters):
@@ -189,8 +234,8 @@ def _attack_triple(model, x, target, names, max_iters) -> dict:
     where the last flipped with the steps left to the sample that has used the fewest. A
     sample can so run past max_iters in a later leg; its record keeps the true count and is
     marked capped."""
-    adv, used = x.clone(), torch.zeros(len(x), dtype=torch.long)
-    flipped = torch.zeros(len(x), dtype=torch.bool)
+    adv, used = x.clone(), torch.zeros(len(x), dtype=torch.long, device=x.device)
+    flipped = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     results = {n: (x.clone(), used.clone(), flipped.clone()) for n in names}
     for is_none in (False, True):
         rows = ((target == NONE) == is_none).nonzero().squeeze(1)
@@ -216,41 +261,43 @@ def _attack_triple(model, x, target, names, max_iters) -> dict:
     return results
 
 
-def _append(out: Path, chunk, results: dict, preds: dict, labels, x) -> None:
-    """One JSON line and one PNG per (network, sample, target)."""
+def _records(out: Path, network: str, jobs, result, preds: dict, labels, x) -> list[dict]:
+    """One record and one PNG an attack (jobs: [B, 2] sample and target)."""
     from PIL import Image
 
-    lines = []
-    for name, (adv, iters, flipped) in results.items():
-        folder = out / "adv" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        d = distortion(adv, x)
-        for k, (i, t) in enumerate(chunk):
-            png = (adv[k, 0] * 255).round().to(torch.uint8).numpy()
-            Image.fromarray(png).save(folder / f"{i}-{t}.png")
-            lines.append(
-                {
-                    "network": name,
-                    "sample": i,
-                    "label": int(labels[i]),
-                    "target": t,
-                    "figure": 6 if t == NONE else 4,
-                    "clean_correct": bool(preds[name][i] == labels[i]),
-                    "iterations": int(iters[k]),
-                    "flipped": bool(flipped[k]),
-                    "distortion": float(d[k]),
-                    "linf": float((adv[k] - x[k]).abs().max()),
-                }
-            )
-    with open(out / "attacks.jsonl", "a") as f:
-        f.writelines(json.dumps(line) + "\n" for line in lines)
+    adv, iters, flipped = result
+    folder = out / "adv" / network
+    folder.mkdir(parents=True, exist_ok=True)
+    d = distortion(adv, x)
+    records = []
+    for k, (i, t) in enumerate(jobs.tolist()):
+        png = (adv[k, 0] * 255).round().to(torch.uint8).cpu().numpy()
+        Image.fromarray(png).save(folder / f"{i}-{t}.png")
+        records.append(
+            {
+                "sample": i,
+                "label": int(labels[i]),
+                "target": t,
+                "figure": 6 if t == NONE else 4,
+                "clean_correct": bool(preds[network][i] == labels[i]),
+                "iterations": int(iters[k]),
+                "flipped": bool(flipped[k]),
+                "distortion": float(d[k]),
+                "linf": float((adv[k] - x[k]).abs().max()),
+            }
+        )
+    return records
 
 
-def _read_records(out: Path) -> list[dict]:
-    path = out / "attacks.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _records_of(summary: dict[str, dict]) -> list[dict]:
+    """The records again, from the harness's summary (a list a field, in attack order), each
+    with its "network"."""
+    records = []
+    for network, s in summary.items():
+        fields = [f for f in s if f != "count"]
+        for values in zip(*(s[f] for f in fields), strict=True):
+            records.append({"network": network, **dict(zip(fields, values, strict=True))})
+    return records
 
 
 # ---- figures and summary ---------------------------------------------------------------------
@@ -267,15 +314,12 @@ def _capped(r: dict, max_iters: int) -> bool:
     return not r["flipped"] or r["iterations"] > max_iters
 
 
-def _write_figures(out: Path, records: list[dict], max_iters: int) -> None:
+def _write_figures(out: Path, records: list[dict], max_iters: int) -> list[Path]:
     """fig4/fig6: box plots of iterations (clipped at max_iters, as the paper clips at 1500)
     and of distortion per network, whiskers at the 2nd and 98th percentile; CSVs of the
     plotted values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    files = []
     for fig_no, what in (
         (4, "false positives (towards another object)"),
         (6, "false negatives (towards None)"),
@@ -301,6 +345,7 @@ def _write_figures(out: Path, records: list[dict], max_iters: int) -> None:
                     ]
                     for r in _kept(records, fig_no, n)
                 )
+        files.append(out / f"fig{fig_no}.csv")
         for key, label in (("iterations", "iterations"), ("distortion", "distortion")):
             data = [
                 [
@@ -323,20 +368,20 @@ def _write_figures(out: Path, records: list[dict], max_iters: int) -> None:
             fig.tight_layout()
             fig.savefig(out / f"fig{fig_no}_{key}.png", dpi=110)
             plt.close(fig)
+            files.append(out / f"fig{fig_no}_{key}.png")
+    return files
 
 
 @torch.no_grad()
-def _write_fig5(out: Path, records, nets, test, count: int = 8) -> None:
+def _write_fig5(out: Path, records, nets, test, device, count: int = 8) -> list[Path]:
     """Adversarial false positives towards the monkey, ordered by distortion, for the direct +
     parameter-estimation network and the triple-staged network at theta 0.7: rows original,
     adversarial, original with the monkey drawn over it at the angles the network estimates
     on the adversarial image (our renderer for direct-params, the projector for triple)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
 
+    plt = pyplot()
+    files = []
     for name in ("direct-params", "triple-0.7"):
         rows = sorted(
             (r for r in _kept(records, 4, name) if r["target"] == 0 and r["flipped"]),
@@ -357,11 +402,12 @@ def _write_fig5(out: Path, records, nets, test, count: int = 8) -> None:
         )
         monkey = torch.zeros(len(pick), dtype=torch.long)
         if name == "direct-params":
-            angles = nets[name].forward_all(adv)[1].clamp(-me.ANGLE_RANGE, me.ANGLE_RANGE)
-            grey, alpha = render(monkey, angles)
+            angles = nets[name].forward_all(adv.to(device))[1].cpu()
+            grey, alpha = render(monkey, angles.clamp(-me.ANGLE_RANGE, me.ANGLE_RANGE))
         else:
-            tri = nets["triple"]
-            grey, alpha = tri.projector(monkey, tri.estimator(adv, monkey))
+            tri, on_device = nets["triple"], (adv.to(device), monkey.to(device))
+            angles = tri.estimator(*on_device)
+            grey, alpha = (t.cpu() for t in tri.projector(on_device[1], angles))
         blend = alpha * grey + (1 - alpha) * x
         fig, axes = plt.subplots(3, len(pick), figsize=(1.5 * len(pick), 5), squeeze=False)
         for j, r in enumerate(pick):
@@ -373,14 +419,15 @@ def _write_fig5(out: Path, records, nets, test, count: int = 8) -> None:
         fig.tight_layout()
         fig.savefig(out / f"fig5_{name}.png", dpi=110)
         plt.close(fig)
+        files.append(out / f"fig5_{name}.png")
+    return files
 
 
-def _summary(out: Path, records, max_iters: int) -> dict:
+def _summary(records, max_iters: int) -> dict:
     """Medians of iterations and distortion per figure and network (capped samples included
     at their stopping point), the capped counts, and one-sided Mann-Whitney U p-values of each
     triple-staged network against the direct network (H1: the triple-staged one needs more)."""
-    from scipy.stats import mannwhitneyu
-
+    mannwhitneyu = optional_import("scipy.stats").mannwhitneyu
     summary = {"max_iters": max_iters}
     for fig_no in (4, 6):
         per = {}
@@ -405,9 +452,4 @@ def _summary(out: Path, records, max_iters: int) -> dict:
                         mannwhitneyu(v, b, alternative="greater").pvalue
                     )
         summary[f"fig{fig_no}"] = per
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-if __name__ == "__main__":
-    main()

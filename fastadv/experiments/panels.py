@@ -1,4 +1,4 @@
-"""Figure panels: the Fig. 1-like view of one hidden image."""
+"""Figures: matplotlib for files, and the Fig. 1-like view of one hidden image."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ from pathlib import Path
 
 import torch
 
+from fastadv.errors import optional_import
 from fastadv.experiments.palette import colorize
+
+
+def pyplot():
+    """matplotlib.pyplot on its file-only backend (Agg): the studies write figures, never
+    show them. A MissingExtra when matplotlib is not installed."""
+    optional_import("matplotlib").use("Agg")
+    return optional_import("matplotlib.pyplot")
 
 
 def hide_panel(x, adv, target, pred_before, pred_after, path: Path, title: str = "") -> Path:
     """Original, adversarial, noise (amplified), target; predictions before and after, and the
     pixels whose prediction changed. x, adv: [3, H, W]; the rest: [H, W] label maps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     noise = adv - x
     scale = max(noise.abs().max().item(), 1e-12)

@@ -7,13 +7,12 @@ original, L-inf in pixel units, success rate, Adam iterations and seconds per im
 prefixed "uniform:" replace the colour-variance bound by a uniform one of equal mean budget.
 
     fastadv experiment protect --out runs/protect --images 96 --size 128
-
-Resumable (fastadv.experiments.harness): a killed run picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from pathlib import Path
 
@@ -22,10 +21,13 @@ import torch
 from fastadv import metrics
 from fastadv.attacks import color_variance_attack
 from fastadv.data.scenes import SynthScenes
-from fastadv.experiments import harness, report
-from fastadv.experiments.panels import to_uint8
-from fastadv.models import CLASSIFICATION, describe, load
+from fastadv.experiments.panels import pyplot, to_uint8
+from fastadv.experiments.study import Plan, shared_arguments
 from fastadv.ops import color_variance
+
+NAME = "protect"
+HELP = "Sweere et al.: Table 1 of colour-variance protection"
+RECORDS = "records"  # where the study kept its records before it had a NAME folder
 
 RUNS = {  # name: (condition, uses the L1 term)
     "Top1-L1": ("top1", True),
@@ -72,6 +74,38 @@ class QuantisedScenes:
     def __getitem__(self, i: int):
         image, label = self.scenes[i]
         return (image * 255).round() / 255, torch.tensor(label)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    shared_arguments(
+        parser, NAME, images=96, images_help="SynthScenes val images",
+        size=(128, 128), square=True, batch_size=16, threads=1,
+    )  # fmt: skip
+    parser.add_argument(
+        "--model", default="scene-cnn", help="shipped weights name or .safetensors file"
+    )
+    add_algorithm_arguments(parser)
+
+
+def plan(args: argparse.Namespace, device) -> Plan:
+    from fastadv.models import CLASSIFICATION, describe, load
+
+    model = load(args.model, device, task=CLASSIFICATION)
+    classes = describe(model).classes
+    dataset = QuantisedScenes(args.images, args.size[0])
+    attack_kwargs = algorithm_settings(args)
+    return Plan(
+        settings(),
+        dataset,
+        make_evaluate(model, attack_kwargs),
+        {
+            "model": model,
+            "classes": classes,
+            "dataset": dataset,
+            "attack_kwargs": attack_kwargs,
+            "device": device,
+        },
+    )
 
 
 def settings(runs=tuple(RUNS), uniform=("Top1-L1", "Top5-L1")) -> list[str]:
@@ -121,7 +155,7 @@ def _attack(model, images, labels, setting, attack_kwargs):
     return color_variance_attack(model, images, labels, bound=bound or "color_variance", **kwargs)
 
 
-def table(summary: dict[str, dict]) -> list[dict]:
+def table(summary: dict[str, dict], args: argparse.Namespace) -> list[dict]:
     """One row a run: means over images, and their Table 1 figures beside ours."""
     rows = []
     for setting, s in summary.items():
@@ -150,16 +184,12 @@ def table(summary: dict[str, dict]) -> list[dict]:
 def panel(model, classes, image, label, attack_kwargs, path: Path) -> Path:
     """Their Fig. 1 for one image: original, colour-variance map, then per condition the
     protected image (top-2 labels and probabilities under each) and its perturbation x20."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x, y = image[None], torch.tensor([label])
+    plt = pyplot()
+    x, y = image[None], torch.tensor([label], device=image.device)
     runs = ("Top1-L1", "Top1-L1-50", "Top5-L1")
     advs = [_attack(model, x, y, run, attack_kwargs).adv for run in runs]
     fig, axes = plt.subplots(2, 1 + len(runs), figsize=(3.2 * (1 + len(runs)), 8))
-    cv = color_variance(x)[0, 0]
+    cv = color_variance(x)[0, 0].cpu()
     tiles = [("original", x, axes[0, 0]), ("colour variance", cv, axes[1, 0])]
     tiles += [
         (run, adv, axes[0, i + 1]) for i, (run, adv) in enumerate(zip(runs, advs, strict=True))
@@ -191,53 +221,33 @@ def _show(model, classes, title, image, ax) -> None:
     ax.set_yticks([])
 
 
-def run(model, classes, out_dir, *, images=96, size=128, batch_size=16, progress=True, **kw):
-    """Runs (or resumes) the study into out_dir: table.csv, table.md, panel.png; returns rows."""
-    out_dir = Path(out_dir)
-    dataset = QuantisedScenes(images, size)
-    summary = harness.run(settings(), dataset, make_evaluate(model, kw), out_dir / "records",
-                          batch_size=batch_size, progress=progress)  # fmt: skip
-    rows = table(summary)
-    report.write_csv(rows, out_dir / "table.csv")
-    (out_dir / "table.md").write_text(report.markdown_table(rows, COLUMNS) + "\n")
-    image, label = dataset[0]
-    panel(model, classes, image, int(label), kw, out_dir / "panel.png")
-    return rows
+def report(plan: Plan, summary: dict, rows: list[dict], args: argparse.Namespace):
+    """Their Fig. 1 for the first image."""
+    c = plan.context
+    image, label = c["dataset"][0]
+    path = panel(c["model"], c["classes"], image.to(c["device"]), int(label), c["attack_kwargs"],
+                 args.out / "panel.png")  # fmt: skip
+    text = (
+        f"{rows[0]['images']} SynthScenes val images at {args.size[0]} px; the last three "
+        "columns are Sweere et al.'s Table 1 (Places365, ResNet-50)."
+    )
+    return text, [path]
 
 
 def add_algorithm_arguments(p: argparse.ArgumentParser) -> None:
-    """Algorithm 1's settings as options; left unset, they take color_variance_attack's own
-    (measured) defaults, which live in one place: its signature."""
-    p.add_argument("--multiplier", type=float, help="m in pT = m * cV")
-    p.add_argument("--l1-weight", type=float, help="alpha, the weight of the L1 term")
-    p.add_argument("--steps", type=int, help="T, the most Adam updates")
-    p.add_argument("--lr", type=float, help="Adam's learning rate")
+    """Algorithm 1's settings as options, with color_variance_attack's own (measured)
+    defaults, read from its signature so that they live in one place."""
+    defaults = inspect.signature(color_variance_attack).parameters
+    for name, kind, text in (
+        ("multiplier", float, "m in pT = m * cV"),
+        ("l1_weight", float, "alpha, the weight of the L1 term"),
+        ("steps", int, "T, the most Adam updates"),
+        ("lr", float, "Adam's learning rate"),
+    ):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=kind, default=defaults[name].default, help=text)
 
 
 def algorithm_settings(args: argparse.Namespace) -> dict:
-    """The settings of add_algorithm_arguments that were given, as keyword arguments."""
-    names = ("multiplier", "l1_weight", "steps", "lr")
-    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("runs/protect"))
-    p.add_argument("--model", default="scene-cnn", help="shipped name or .safetensors file")
-    p.add_argument("--images", type=int, default=96, help="SynthScenes val images")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
-    add_algorithm_arguments(p)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    model = load(args.model, task=CLASSIFICATION)
-    classes = describe(model).classes
-    rows = run(model, classes, args.out, images=args.images, size=args.size,
-               batch_size=args.batch, **algorithm_settings(args))  # fmt: skip
-    print(report.markdown_table(rows, COLUMNS))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    """The settings of add_algorithm_arguments, as color_variance_attack's keyword arguments."""
+    return {name: getattr(args, name) for name in ("multiplier", "l1_weight", "steps", "lr")}

@@ -1,13 +1,13 @@
 """Trains the default scene classifier (SceneNet) on SynthScenes; resumable.
 
-    python -m fastadv.train_scenes --out fastadv/weights/scene-cnn.safetensors
+    python -m fastadv.training scenes --out fastadv/weights/scene-cnn.safetensors
 
 SceneNet classifies at a fixed working resolution (--size, its input_size) and resizes larger
 images to it. Half the training images are rendered at that size, half at twice it and shrunk
 by the model's own resize, so the network knows both what a native render and what a shrunk
 photo look like. They are rendered once and cached as uint8 .npy files (never pickles) under
---cache. Every epoch ends with a checkpoint (weights, momentum buffers, epoch) in
---cache; re-running the same command resumes from it.
+--cache. Every epoch ends with a checkpoint (fastadv.training.checkpoint) in --cache;
+re-running the same command resumes from it.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from fastadv.data.scenes import CLASSES, SynthScenes
 from fastadv.models.scene import SceneNet, shorter_side_to
 from fastadv.models.weights import save_weights
+from fastadv.training import checkpoint
+
+# The arguments that define a run: a resumed run must have the checkpoint's (--epochs may change).
+SETTINGS = ("train_images", "size", "width", "batch", "lr", "label_smoothing", "seed")
 
 
 def cached(split: str, length: int, size: int, seed: int, cache: Path, *, scales=(1,)):
@@ -87,28 +89,8 @@ def train_epoch(model, opt, images, labels, epoch, args, steps_per_epoch) -> flo
     return total / seen
 
 
-def save_checkpoint(path: Path, model, opt, epoch: int) -> None:
-    state = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    for i, p in enumerate(model.parameters()):
-        buf = opt.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            state[f"momentum.{i}"] = buf.contiguous()
-    save_file(state, str(path), metadata={"epoch": str(epoch)})
-
-
-def load_checkpoint(path: Path, model, opt) -> int:
-    """Restores weights and momentum; returns the number of epochs already done."""
-    state = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-    for i, p in enumerate(model.parameters()):
-        if f"momentum.{i}" in state:
-            opt.state[p]["momentum_buffer"] = state[f"momentum.{i}"]
-    with safe_open(str(path), framework="pt") as f:
-        return int(f.metadata()["epoch"])
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`python -m fastadv.training scenes`'s options."""
     p.add_argument("--out", type=Path, default=Path("fastadv/weights/scene-cnn.safetensors"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/fastadv-cache"))
     p.add_argument("--train-images", type=int, default=9600)
@@ -121,7 +103,14 @@ def main(argv=None) -> int:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
+    checkpoint.add_arguments(p, "epoch")
+    p.set_defaults(train=train)
+
+
+def train(args: argparse.Namespace) -> None:
+    path = args.cache / f"{args.out.stem}.ckpt.safetensors"
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    saved = checkpoint.load(path, settings)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
@@ -132,21 +121,19 @@ def main(argv=None) -> int:
     model = SceneNet(len(CLASSES), args.width, input_size=args.size)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)  # fmt: skip
-    ckpt = args.cache / f"{args.out.stem}.ckpt.safetensors"
-    done = load_checkpoint(ckpt, model, opt) if ckpt.exists() else 0
+    done = checkpoint.restore(saved, model, opt, reseed=args.reseed_on_resume)
     steps_per_epoch = len(train_x) // args.batch
-    for epoch in range(done, args.epochs):
+    stop = min(args.epochs, args.stop_after or args.epochs)
+    for epoch in range(done, stop):
         loss = train_epoch(model, opt, train_x, train_y, epoch, args, steps_per_epoch)
-        save_checkpoint(ckpt, model, opt, epoch + 1)
+        checkpoint.save(path, model, opt, epoch + 1, settings)
         acc = accuracy(model, val_x, val_y)
         print(f"epoch {epoch + 1}: loss {loss:.4f}, val top-1 {acc:.4f} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+    if stop < args.epochs:
+        print(f"stopped after the checkpoint at epoch {stop}; the same command goes on")
+        return
     save_weights(model.eval(), args.out, "scenenet", CLASSES)
     print(f"wrote {args.out}; val top-1 at {args.size} px: {accuracy(model, val_x, val_y):.4f}, "
           f"rendered at {2 * args.size} px: {accuracy(model, val2_x, val_y):.4f}; "
           f"{time.perf_counter() - start:.0f} s this run")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

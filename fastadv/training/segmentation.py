@@ -1,14 +1,15 @@
 """Train and evaluate segmentation models on SynthCity.
 
-    python -m fastadv.train segmentation --arch fcn8s-compact --out runs/fcn8s
-    python -m fastadv.train evaluate --weights fcn8s-synthcity --scenes 200
+    python -m fastadv.training segmentation --arch fcn8s-compact --out runs/fcn8s
+    python -m fastadv.training evaluate --weights fcn8s-synthcity --scenes 200
 
 Training draws random crops from a fixed set of training scenes rendered at full resolution
 (cached as a safetensors file, so renders happen once), with cross-entropy weighted by inverse
 class frequency to the power ``--class-weight-power``, AdamW and a cosine learning-rate decay.
-Every step's batch is a function of (seed, step), and a checkpoint holds model, optimiser and
-step, so ``--resume`` continues exactly where a run stopped. On a GPU it uses automatic mixed
-precision. docs/weights.md has the commands that made the shipped weights.
+Every step's batch is a function of (seed, step), and ``--out``/checkpoint.safetensors (see
+fastadv.training.checkpoint) is written every ``--checkpoint-every`` steps, so the same command
+run again continues exactly where a run stopped. On a GPU it uses automatic mixed precision.
+docs/weights.md has the commands that made the shipped weights.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +29,12 @@ from fastadv._outputs import logits_of
 from fastadv.data.synthcity import IGNORE_INDEX, PERSON, SynthCity
 from fastadv.metrics import confusion_matrix, mean_iou, per_class_iou
 from fastadv.models import SEGMENTATION, load
-from fastadv.models.weights import architectures, create, read_weights, save_weights
+from fastadv.models.weights import architectures, create, save_weights
+from fastadv.training import checkpoint
+
+# The arguments that define a run: a resumed run must have the checkpoint's (--steps may change).
+SETTINGS = ("arch", "batch", "crop", "lr", "warmup", "weight_decay", "class_weight_power",
+            "scenes", "size", "data_seed", "seed")  # fmt: skip
 
 
 def scene_cache(path: Path, scenes: int, size, seed: int):
@@ -82,34 +87,6 @@ def learning_rate(step: int, total: int, base: float, warmup: int) -> float:
     return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, args: dict) -> None:
-    """Model, AdamW state and step in one safetensors file, written atomically."""
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    for i, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).cpu().contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"step": str(step), "args": json.dumps(args)})
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, model, optimizer) -> int:
-    """Restore model and optimiser saved by ``save_checkpoint``; returns the step to resume at."""
-    tensors, metadata = read_weights(path)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state = optimizer.state_dict()
-    per_param: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, i, name = key.split(".", 2)
-            per_param.setdefault(int(i), {})[name] = value
-    state["state"] = per_param
-    optimizer.load_state_dict(state)
-    return int(metadata["step"])
-
-
 @torch.no_grad()
 def evaluate(model, dataset, batch: int = 4, device="cpu", progress: bool = True) -> torch.Tensor:
     """Confusion matrix (19 trainIds) of ``model``'s argmax predictions over ``dataset``."""
@@ -134,11 +111,15 @@ def summary(conf: torch.Tensor) -> dict:
     }
 
 
-def train(args) -> dict:
-    """Run (or resume) one training; returns the final val summary."""
+def train(args) -> dict | None:
+    """Runs (or resumes) one training; returns the final val summary (None when stopped by
+    --stop-after)."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     out = Path(args.out)
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    path = out / "checkpoint.safetensors"
+    saved = checkpoint.load(path, settings)
     out.mkdir(parents=True, exist_ok=True)
     size = tuple(args.size)
     images, labels = scene_cache(Path(args.cache), args.scenes, size, args.data_seed)
@@ -147,16 +128,16 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     model = create(args.arch).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    checkpoint = out / "checkpoint.safetensors"
-    start = (
-        load_checkpoint(checkpoint, model, optimizer) if args.resume and checkpoint.exists() else 0
-    )
-
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     val = SynthCity("val", args.val_scenes, size, args.data_seed)
+    # last before the loop, so that the random-number state it restores is the loop's
+    start = checkpoint.restore(saved, model, optimizer, reseed=args.reseed_on_resume)
+    if saved and saved.extra.get("scaler"):
+        scaler.load_state_dict(saved.extra["scaler"])
+    stop = min(args.steps, args.stop_after or args.steps)
     log = (out / "log.jsonl").open("a")
-    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=args.arch)
+    bar = tqdm(range(start, stop), initial=start, total=args.steps, desc=args.arch)
     started = time.time()
     for step in bar:
         for group in optimizer.param_groups:
@@ -171,8 +152,8 @@ def train(args) -> dict:
         scaler.update()
         bar.set_postfix(loss=f"{loss.item():.3f}")
         done = step + 1
-        if done % args.checkpoint_every == 0 or done == args.steps:
-            save_checkpoint(checkpoint, model, optimizer, done, vars(args))
+        # evaluation draws from torch's random numbers (its DataLoader's seed): before the
+        # checkpoint, so that a resumed run's stream is the uninterrupted run's
         if done % args.eval_every == 0 or done == args.steps:
             record = {
                 "step": done,
@@ -183,13 +164,19 @@ def train(args) -> dict:
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.write(json.dumps(record))
+        if done % args.checkpoint_every == 0 or done in (stop, args.steps):
+            extra = {"scaler": scaler.state_dict()}
+            checkpoint.save(path, model, optimizer, done, settings, extra)
+    if stop < args.steps:
+        print(f"stopped after the checkpoint at step {stop}; the same command goes on")
+        return None
     result = summary(evaluate(model, val, device=device))
     save_weights(
         model,
         out / "model.safetensors",
         args.arch,
         val=result,
-        command=" ".join(["python -m fastadv.train", *sys.argv[1:]]),
+        command=" ".join(["python -m fastadv.training", *sys.argv[1:]]),
     )
     return result
 
@@ -204,48 +191,40 @@ def run_evaluation(args) -> dict:
     return result
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m fastadv.train", description=__doc__.split("\n")[0]
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    seg = commands.add_parser("segmentation", help="train a segmentation model on SynthCity")
-    seg.add_argument("--arch", choices=architectures(SEGMENTATION), default="fcn8s-compact")
-    seg.add_argument("--out", required=True, help="run directory: checkpoint, log, model")
-    seg.add_argument("--steps", type=int, default=5000)
-    seg.add_argument("--batch", type=int, default=8)
-    seg.add_argument("--crop", type=int, nargs=2, default=(128, 256), metavar=("H", "W"))
-    seg.add_argument("--lr", type=float, default=2e-3)
-    seg.add_argument("--warmup", type=int, default=100)
-    seg.add_argument("--weight-decay", type=float, default=1e-4)
-    seg.add_argument("--class-weight-power", type=float, default=0.25)
-    seg.add_argument("--scenes", type=int, default=2000, help="number of cached training scenes")
-    seg.add_argument("--cache", default="/tmp/synthcity_train_2000_256x512.safetensors")
-    seg.add_argument("--val-scenes", type=int, default=32, help="val scenes for progress reports")
-    seg.add_argument("--eval-every", type=int, default=1000)
-    seg.add_argument("--checkpoint-every", type=int, default=200)
-    seg.add_argument("--seed", type=int, default=0, help="initialisation and batch sampling")
-    seg.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-
-    ev = commands.add_parser("evaluate", help="mIoU of weights on a SynthCity split")
-    ev.add_argument("--weights", default="fcn8s-synthcity", help="shipped name or .safetensors")
-    ev.add_argument("--split", default="val")
-    ev.add_argument("--scenes", type=int, default=200)
-    ev.add_argument("--batch", type=int, default=4)
-
-    for sub in (seg, ev):
-        sub.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
-        sub.add_argument("--data-seed", type=int, default=0, help="SynthCity's seed")
-        sub.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-        sub.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`python -m fastadv.training segmentation`'s options."""
+    parser.add_argument("--arch", choices=architectures(SEGMENTATION), default="fcn8s-compact")
+    parser.add_argument("--out", required=True, help="run directory: checkpoint, log, model")
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, nargs=2, default=(128, 256), metavar=("H", "W"))
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--class-weight-power", type=float, default=0.25)
+    parser.add_argument("--scenes", type=int, default=2000, help="cached training scenes")
+    parser.add_argument("--cache", default="/tmp/synthcity_train_2000_256x512.safetensors")
+    parser.add_argument("--val-scenes", type=int, default=32, help="val scenes for progress")
+    parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and batch sampling")
+    checkpoint.add_arguments(parser, "step")
+    _data_arguments(parser)
+    parser.set_defaults(train=train)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    return train(args) if args.command == "segmentation" else run_evaluation(args)
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """`python -m fastadv.training evaluate`'s options."""
+    parser.add_argument("--weights", default="fcn8s-synthcity", help="shipped name or file")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=4)
+    _data_arguments(parser)
+    parser.set_defaults(train=run_evaluation)
 
 
-if __name__ == "__main__":
-    main()
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
+    parser.add_argument("--data-seed", type=int, default=0, help="SynthCity's seed")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -1,12 +1,12 @@
 """Trains Berntsen et al.'s networks stage by stage, as in the paper:
 
-    python -m fastadv.train_mindseye direct          # reduced AlexNet, 4 classes
-    python -m fastadv.train_mindseye direct-params   # the same + Euler-angle head
-    python -m fastadv.train_mindseye estimator       # image + class planes -> angles (positives)
-    python -m fastadv.train_mindseye projector       # class + angles -> image, alpha (renders)
-    python -m fastadv.train_mindseye comparator      # needs the estimator and projector weights
+    python -m fastadv.training mindseye direct          # reduced AlexNet, 4 classes
+    python -m fastadv.training mindseye direct-params   # the same + Euler-angle head
+    python -m fastadv.training mindseye estimator       # image + class planes -> angles
+    python -m fastadv.training mindseye projector       # class + angles -> image, alpha
+    python -m fastadv.training mindseye comparator      # needs the estimator and projector
 
-Adam, one CPU thread by default. A checkpoint (weights, Adam state, epoch) is written after
+Adam, one CPU thread by default. A checkpoint (fastadv.training.checkpoint) is written after
 every epoch to --checkpoints; rerunning the same command resumes from it. The final weights go
 to --out as mindseye-<stage>.safetensors. Training images are rendered once and cached as
 uint8 under --cache.
@@ -15,18 +15,18 @@ uint8 under --cache.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save
 from tqdm import tqdm
 
 from fastadv.data.rendered import NONE, RenderedObjects, render
 from fastadv.models import load
 from fastadv.models import mindseye as me
+from fastadv.training import checkpoint
 
 DEFAULTS = {  # stage: (epochs, training samples, Adam lr); sized for ~45 min on one CPU thread
     "direct": (6, 12000, 1e-3),
@@ -36,31 +36,29 @@ DEFAULTS = {  # stage: (epochs, training samples, Adam lr); sized for ~45 min on
     "comparator": (5, 4000, 1e-3),
 }
 PARAM_WEIGHT = 10.0  # weight of the angle MSE beside the cross-entropy (direct-params)
+# The arguments that define a run: a resumed run must have the checkpoint's (--epochs may change).
+SETTINGS = ("stage", "train_size", "batch_size", "lr", "seed")
 
 
-def main(argv=None) -> None:
-    args = _parser().parse_args(argv)
+def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     epochs, size, lr = DEFAULTS[args.stage]
     args.epochs = args.epochs or epochs
     args.train_size = args.train_size or size
     args.lr = args.lr or lr
+    saved = checkpoint.load(_checkpoint_path(args), _settings(args))
     start = time.time()
     net, data, step = STAGES[args.stage](args)
-    _fit(net, data, step, args)
+    if not _fit(net, data, step, saved, args):
+        return
     path = me.weights_path(args.stage, args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, path)
+    checkpoint.atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()}))
     print(f"{args.stage}: wrote {path} after {time.time() - start:.0f} s")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m fastadv.train_mindseye",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`python -m fastadv.training mindseye`'s options."""
     p.add_argument("stage", choices=list(DEFAULTS))
     p.add_argument("--epochs", type=int, help="default per stage (see DEFAULTS)")
     p.add_argument("--train-size", type=int, help="rendered training samples")
@@ -71,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=me.WEIGHTS, help="folder for the weights")
     p.add_argument("--checkpoints", type=Path, default=Path("/tmp/fastadv-mindseye/ckpt"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/fastadv-mindseye/data"))
-    return p
+    checkpoint.add_arguments(p, "epoch")
+    p.set_defaults(train=train)
 
 
 # ---- stages: each returns (network, tensors to batch over, loss of a batch) -----------------
@@ -174,13 +173,16 @@ STAGES = {
 # ---- the loop, with resumable checkpoints ----------------------------------------------------
 
 
-def _fit(net, data, step, args) -> None:
+def _fit(net, data, step, saved, args) -> bool:
+    """Trains net for args.epochs, from the checkpoint `saved` if there is one; False when
+    --stop-after stopped it first."""
     sampler = data[-1] if callable(data[-1]) else None
     tensors = data[:-1] if sampler else data
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    first = _resume(net, opt, args)
+    first = checkpoint.restore(saved, net, opt, reseed=args.reseed_on_resume)
     gen = torch.Generator().manual_seed(args.seed)
-    for epoch in range(args.epochs):
+    stop = min(args.epochs, args.stop_after or args.epochs)
+    for epoch in range(stop):
         # the permutations are drawn for finished epochs too, so a resumed run is the same run
         order = sampler(gen) if sampler else torch.arange(len(tensors[0]))
         order = order[torch.randperm(len(order), generator=gen)]
@@ -195,45 +197,16 @@ def _fit(net, data, step, args) -> None:
             opt.step()
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-        _checkpoint(net, opt, epoch + 1, args)
+        checkpoint.save(_checkpoint_path(args), net, opt, epoch + 1, _settings(args))
     net.eval()
+    if stop < args.epochs:
+        print(f"stopped after the checkpoint at epoch {stop}; the same command goes on")
+    return stop == args.epochs
 
 
-def _ckpt_path(args) -> Path:
+def _checkpoint_path(args) -> Path:
     return args.checkpoints / f"{args.stage}-seed{args.seed}.safetensors"
 
 
-def _checkpoint(net, opt, epochs_done: int, args) -> None:
-    """Weights and Adam moments as safetensors (nothing pickled), the epoch in the metadata."""
-    tensors = {f"net.{k}": v.contiguous() for k, v in net.state_dict().items()}
-    for i, p in enumerate(net.parameters()):
-        for k, v in opt.state.get(p, {}).items():
-            tensors[f"opt.{i}.{k}"] = v.reshape(v.shape or (1,)).contiguous()
-    path = _ckpt_path(args)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, path, metadata={"epochs": json.dumps(epochs_done)})
-
-
-def _resume(net, opt, args) -> int:
-    """Loads the checkpoint if there is one; returns the number of epochs it finished."""
-    path = _ckpt_path(args)
-    if not path.exists():
-        return 0
-    from safetensors import safe_open
-
-    with safe_open(path, "pt") as f:
-        epochs = json.loads(f.metadata()["epochs"])
-    tensors = load_file(path)
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    opt.load_state_dict(opt.state_dict())  # creates the param groups' structure
-    for i, p in enumerate(net.parameters()):
-        state = {k.split(".")[2]: v for k, v in tensors.items() if k.startswith(f"opt.{i}.")}
-        if state:
-            state["step"] = state["step"].reshape(())
-            opt.state[p] = state
-    print(f"resumed {args.stage} from {path} after epoch {epochs}")
-    return epochs
-
-
-if __name__ == "__main__":
-    main()
+def _settings(args) -> dict:
+    return {k: getattr(args, k) for k in SETTINGS}
