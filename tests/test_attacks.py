@@ -415,6 +415,9 @@ def test_per_sample_eps_in_fgsm():
         (attack_until_flip, {"target": 1, "step": 2}, ValueError, r"step=2/255"),
         (attack_until_flip, {"target": 1, "step": 0.0}, ValueError, "step must be > 0"),
         (attack_until_flip, {"target": 1, "max_iters": 0}, ValueError, "max_iters must be >= 1"),
+        (attack_until_flip, {"target": "cat"}, TypeError, "target must be class ids"),
+        (attack_until_flip, {"target": 1.5}, TypeError, "target must be an int"),
+        (attack_until_flip, {"target": [1, 2]}, ValueError, "target must hold one id or one a"),
     ],
 )
 def test_one_line_errors_name_the_argument(attack, kwargs, error, match):

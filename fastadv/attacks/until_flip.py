@@ -14,7 +14,7 @@ import torch
 
 from fastadv.attacks import goals
 from fastadv.attacks._engine import Schedule, run
-from fastadv.attacks._inputs import check_count, check_step_size, check_unit_images
+from fastadv.attacks._inputs import check_count, check_step_size, check_unit_images, class_ids
 from fastadv.attacks._model import as_attacked, logits_of
 from fastadv.attacks._result import AttackResult
 from fastadv.ops import SignStep
@@ -49,8 +49,15 @@ def attack_until_flip(
         check_every=check_count(check_every, "check_every"),
     )  # fmt: skip
     update = SignStep.prepare(x, step, 1.0, quantum=quantum, backend=backend)
-    target = torch.as_tensor(target, device=x.device).long().expand(x.shape[0]).clone()
+    target = _per_sample(class_ids(target, "target"), x)
     decide = decision or (lambda out: logits_of(out).argmax(1))
     loss = loss_fn or (lambda out, t: goals.cross_entropy_sum(logits_of(out), t, -100))
     goal = goals.Decision(target, decide, loss)
     return run(as_attacked(model, x), x, goal, schedule, update)
+
+
+def _per_sample(ids: list[int], x: torch.Tensor) -> torch.Tensor:
+    """int64 [B]: one id for every sample, or one a sample."""
+    if len(ids) not in (1, x.shape[0]):
+        raise ValueError(f"target must hold one id or one a sample ({x.shape[0]}), got {len(ids)}")
+    return torch.tensor(ids, device=x.device).expand(x.shape[0]).clone()
