@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from fastadv.ops import delta_e2000, rgb_to_lab
+
 
 def confusion_matrix(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
@@ -111,8 +113,6 @@ def ssim(
 
 def mean_delta_e2000(x: torch.Tensor, y: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """Per image: mean CIEDE2000 difference between two sRGB images [B, 3, H, W] in [0, 1]."""
-    from fastadv.ops import delta_e2000, rgb_to_lab
-
     return (
         delta_e2000(rgb_to_lab(x, backend=backend), rgb_to_lab(y, backend=backend), backend=backend)
         .flatten(1)

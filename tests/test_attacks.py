@@ -1,11 +1,24 @@
 """fastadv.attacks on small seeded models."""
 
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from _models import classifier, images, segmenter
 
-from fastadv.attacks import attack_until_flip, fgsm, ifgsm, kurakin_steps, pgd
+import fastadv.attacks
+from fastadv.attacks import (
+    attack_mode,
+    attack_until_flip,
+    color_variance_attack,
+    fgsm,
+    ifgsm,
+    kurakin_steps,
+    pgd,
+)
 
 
 def ce(model, x, y):
@@ -246,3 +259,201 @@ def test_bad_input(kwargs, error, match):
     model, x = args.pop("model"), args.pop("x")
     with pytest.raises(error, match=match):
         ifgsm(model, x, **args)
+
+
+# --- the model as found ---------------------------------------------------------------------
+
+
+def _frozen_bn_resnet():
+    """A torchvision ResNet-18 (random weights) in train mode with its BatchNorm layers frozen
+    by bn.eval(), as fine-tuning code leaves it, and its first convolution frozen."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+    model.conv1.weight.requires_grad_(False)
+    return model
+
+
+def _state(model):
+    return (
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [b.clone() for b in model.buffers()],
+    )
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        lambda m, x: fgsm(m, x, eps=2 / 255),
+        lambda m, x: ifgsm(m, x, eps=2 / 255, steps=2, early_stop=True),
+        lambda m, x: pgd(m, x, eps=2 / 255, steps=2),
+        lambda m, x: attack_until_flip(m, x, 3, max_iters=2),
+        lambda m, x: color_variance_attack(m, x, steps=2),
+    ],
+    ids=["fgsm", "ifgsm", "pgd", "until_flip", "color_variance"],
+)
+def test_every_submodule_mode_is_restored(attack):
+    model, x = _frozen_bn_resnet(), images(2, 32, 32)
+    modes, flags, buffers = _state(model)
+    assert model.training and not all(modes)
+    attack(model, x)
+    after = _state(model)
+    assert after[0] == modes and after[1] == flags
+    assert all(torch.equal(a, b) for a, b in zip(after[2], buffers, strict=True))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_attack_mode_restores_after_an_error():
+    model = _frozen_bn_resnet()
+    modes, flags, _ = _state(model)
+    with pytest.raises(RuntimeError, match="inside"), attack_mode(model):
+        assert not any(m.training for m in model.modules())
+        assert not any(p.requires_grad for p in model.parameters())
+        raise RuntimeError("inside")
+    assert _state(model)[:2] == (modes, flags)
+
+
+# --- model outputs of other ecosystems --------------------------------------------------------
+
+
+@dataclass
+class ImageClassifierOutput:
+    """The fields of transformers' output of the same name (no transformers import)."""
+
+    logits: torch.Tensor
+    hidden_states: tuple | None = None
+
+
+class HuggingFaceStyle(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixel_values):
+        return ImageClassifierOutput(logits=self.net(pixel_values), hidden_states=(pixel_values,))
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        HuggingFaceStyle,
+        lambda net: lambda x: {"logits": net(x), "loss": None},
+        lambda net: lambda x: {"scores": net(x)},
+        lambda net: lambda x: {"out": net(x), "aux": net(x) * 0},
+    ],
+    ids=["logits-attribute", "logits-key", "single-tensor", "out-key"],
+)
+def test_outputs_of_other_ecosystems_give_the_same_images(wrap):
+    net, x = classifier(seed=3), images(4, seed=3)
+    kw = {"eps": 4 / 255, "steps": 4, "early_stop": True}
+    want = ifgsm(net, x, **kw)
+    got = ifgsm(wrap(net), x, **kw)
+    assert torch.equal(got.adv, want.adv)
+    assert torch.equal(got.success, want.success)
+    assert torch.equal(got.iterations, want.iterations)
+
+
+def test_until_flip_reads_logits_of_an_object():
+    net, x = classifier(seed=4), images(2, seed=4)
+    want = attack_until_flip(net, x, 1, max_iters=5)
+    got = attack_until_flip(HuggingFaceStyle(net), x, 1, max_iters=5)
+    assert torch.equal(got.adv, want.adv) and torch.equal(got.iterations, want.iterations)
+
+
+def test_ambiguous_mapping_is_refused():
+    net = classifier()
+    with pytest.raises(ValueError, match=r"ambiguous \(keys: \['a', 'b'\]\)"):
+        ifgsm(lambda x: {"a": net(x), "b": net(x)}, images(), eps=4 / 255, steps=1)
+    with pytest.raises(TypeError, match="got list"):
+        ifgsm(lambda x: [net(x)], images(), eps=4 / 255, steps=1)
+
+
+def test_float64_images_on_a_float32_model():
+    """The images keep their dtype; the model sees its own (torch would raise inside it)."""
+    net, x = classifier(seed=5), images(4, seed=5).double()
+    with pytest.raises(RuntimeError):
+        net(x)
+    result = ifgsm(net, x, eps=4 / 255, steps=3)
+    assert result.adv.dtype == torch.float64
+    assert ((result.adv - x).abs().amax((1, 2, 3)) <= 4 / 255 + 1e-12).all()
+    assert ce(net, result.adv.float(), net(x.float()).argmax(1)) > ce(
+        net, x.float(), net(x.float()).argmax(1)
+    )
+    assert next(net.parameters()).dtype == torch.float32
+
+
+def test_per_sample_eps_in_fgsm():
+    model, x = classifier(), images()
+    eps = torch.tensor([0.0, 1, 2, 4]) / 255
+    torch.testing.assert_close(fgsm(model, x, eps=eps).linf, eps, atol=1e-6, rtol=0)
+
+
+# --- argument errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "attack, kwargs, error, match",
+    [
+        (ifgsm, {"eps": 8}, ValueError, r"eps must lie in \[0, 1\].*eps=8/255"),
+        (pgd, {"eps": 8}, ValueError, r"eps=8/255"),
+        (fgsm, {"eps": 16}, ValueError, r"eps=16/255"),
+        (ifgsm, {"eps": 4 / 255, "alpha": 2}, ValueError, r"alpha=2/255"),
+        (pgd, {"eps": torch.tensor([1.0, 2, 3, 4])}, ValueError, r"eps=4/255"),
+        (ifgsm, {"eps": float("inf")}, ValueError, r"eps must lie in \[0, 1\].*got inf$"),
+        (pgd, {"eps": float("inf")}, ValueError, r"eps must lie in \[0, 1\].*got inf$"),
+        (ifgsm, {"eps": float("nan")}, ValueError, "eps is NaN"),
+        (ifgsm, {"eps": -1, "alpha": -1}, ValueError, "eps must be >= 0"),
+        (ifgsm, {"eps": 0.1, "alpha": float("nan")}, ValueError, "alpha must be >= 0"),
+        (ifgsm, {"eps": "8"}, TypeError, "eps must be a float"),
+        (ifgsm, {"eps": 0.1, "steps": 0}, ValueError, "steps must be >= 1"),
+        (ifgsm, {"eps": 0.1, "steps": 2.5}, TypeError, "steps must be an integer"),
+        (ifgsm, {"eps": 0.1, "check_every": 0}, ValueError, "check_every must be >= 1"),
+        (attack_until_flip, {"target": 1, "step": 2}, ValueError, r"step=2/255"),
+        (attack_until_flip, {"target": 1, "step": 0.0}, ValueError, "step must be > 0"),
+        (attack_until_flip, {"target": 1, "max_iters": 0}, ValueError, "max_iters must be >= 1"),
+        (attack_until_flip, {"target": "cat"}, TypeError, "target must be class ids"),
+        (attack_until_flip, {"target": 1.5}, TypeError, "target must be an int"),
+        (attack_until_flip, {"target": [1, 2]}, ValueError, "target must hold one id or one a"),
+    ],
+)
+def test_one_line_errors_name_the_argument(attack, kwargs, error, match):
+    calls = []
+    model = classifier()
+    model.register_forward_hook(lambda m, inp, out: calls.append(1))
+    with pytest.raises(error, match=match) as info:
+        attack(model, images(), **kwargs)
+    assert "\n" not in str(info.value)
+    assert not calls, "refused before any work"
+
+
+def test_meta_tensors_are_refused():
+    with pytest.raises(ValueError, match="x is on the meta device"):
+        ifgsm(classifier(), images().to("meta"), eps=4 / 255)
+    with pytest.raises(ValueError, match="model has parameters on the meta device"):
+        ifgsm(classifier().to("meta"), images(), eps=4 / 255)
+
+
+# --- the layers ---------------------------------------------------------------------------
+
+
+def test_attacks_use_only_public_ops():
+    """The fast path is a public contract: no module of fastadv.attacks imports a private
+    module or name of fastadv.ops, nor fastadv.reference or a backend."""
+    root = Path(fastadv.attacks.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[:2] == ["fastadv", "ops"]:
+                    assert not any(p.startswith("_") for p in parts[2:]), (path.name, name)
+                assert parts[:2] not in (["fastadv", "reference"], ["fastadv", "triton"]), name

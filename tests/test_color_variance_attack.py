@@ -1,5 +1,7 @@
 """Sweere et al.'s Algorithm 1 (fastadv.attacks.color_variance_attack) on small seeded models."""
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 from torch import nn
@@ -143,6 +145,58 @@ def test_bad_inputs():
         color_variance_attack(net, x, multiplier=-1.0, steps=1)
     with pytest.raises(ValueError, match="bound"):
         color_variance_attack(net, x, bound="linf", steps=1)
+
+
+@dataclass
+class ImageClassifierOutput:
+    """The fields of transformers' output of the same name (no transformers import)."""
+
+    logits: torch.Tensor
+
+
+class HuggingFaceStyle(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixel_values):
+        return ImageClassifierOutput(logits=self.net(pixel_values))
+
+
+@pytest.mark.parametrize("labels", [None, torch.arange(6) % 10], ids=["clean", "given"])
+def test_outputs_with_logits_and_float64_images(labels):
+    """A model returning an object with .logits, and float64 images on a float32 model, give
+    the float32 tensor model's protection (the images keep their dtype)."""
+    net, x = model(), images()
+    runs = []
+    for wrapped, xs in ((net, x), (HuggingFaceStyle(net), x), (net, x.double())):
+        torch.manual_seed(7)
+        runs.append(color_variance_attack(wrapped, xs, labels, **KW))
+    want, by_object, by_float64 = runs
+    assert torch.equal(by_object.adv, want.adv) and torch.equal(by_object.success, want.success)
+    assert by_float64.adv.dtype == torch.float64
+    assert torch.equal(by_float64.labels, want.labels)
+    v = by_float64.adv - x.double()
+    assert (v.abs() <= by_float64.threshold + 1e-9).all()
+    assert torch.allclose(v * 255, (v * 255).round(), atol=1e-6)
+    with torch.no_grad():
+        met = condition_met("top1", net(by_float64.adv.float()), by_float64.labels)
+    assert torch.equal(by_float64.success, met)
+
+
+def test_torchvision_classifier_in_train_mode_with_frozen_batchnorm():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(8)
+    net = torchvision.models.resnet18(weights=None, num_classes=10).train()
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+    modes = [m.training for m in net.modules()]
+    stats = [b.clone() for b in net.buffers()]
+    r = color_variance_attack(net, images(2, 32), steps=3)
+    assert [m.training for m in net.modules()] == modes
+    assert all(torch.equal(a, b) for a, b in zip(net.buffers(), stats, strict=True))
+    assert r.success.shape == (2,)
 
 
 def test_protect_cli_writes_pngs_and_goes_on_past_bad_files(tmp_path, capsys):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from _models import images, segmenter
 
-from fastadv.attacks import hide_classes
+from fastadv.attacks import attack_mode, hide_classes
 from fastadv.ops import nearest_fill
 
 HIDE = 3
@@ -107,3 +107,90 @@ def test_bad_input(setup, kwargs, match):
     args = {"classes": HIDE, "eps": 4 / 255, **kwargs}
     with pytest.raises(ValueError, match=match):
         hide_classes(model, x, args.pop("classes"), **args)
+
+
+@pytest.mark.parametrize(
+    "classes, match",
+    [
+        ("person", "must be class ids, got the name 'person'"),
+        (["car", 1], "got the name 'car'"),
+        (1.0, "classes must be an int or a collection of ints, got 1.0"),
+        (True, "classes must be an int"),
+        (torch.tensor([1.0]), "classes must be an int"),
+    ],
+)
+def test_classes_that_are_not_ids(setup, classes, match):
+    model, x, _ = setup
+    with pytest.raises(TypeError, match=match) as info:
+        hide_classes(model, x, classes, eps=4 / 255)
+    assert "\n" not in str(info.value)
+
+
+def test_ids_of_other_integer_types(setup):
+    model, x, _ = setup
+    want = hide_classes(model, x, HIDE, eps=4 / 255, steps=2)
+    for classes in (torch.tensor([HIDE]), torch.tensor(HIDE), [torch.tensor(HIDE)], range(3, 4)):
+        got = hide_classes(model, x, classes, eps=4 / 255, steps=2)
+        assert torch.equal(got.adv, want.adv), classes
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"eps": 10}, r"eps=10/255"),
+        ({"eps": float("inf")}, r"eps must lie in \[0, 1\]"),
+        ({"eps": 4 / 255, "alpha": 2}, r"alpha must lie"),
+        ({"eps": torch.full((4,), 4.0)}, r"eps=4/255"),
+    ],
+)
+def test_pixel_units_are_refused(setup, kwargs, match):
+    model, x, _ = setup
+    with pytest.raises(ValueError, match=match):
+        hide_classes(model, x, HIDE, **kwargs)
+
+
+def test_per_sample_eps_and_a_partial_batch(setup):
+    """Per-sample budgets follow the samples that have something to hide."""
+    model, x, _ = setup
+    x = torch.cat([x[:2], torch.zeros(1, 3, *x.shape[2:]), x[2:]])
+    eps = torch.tensor([1.0, 2, 3, 2, 4]) / 255
+    result = hide_classes(model, x, HIDE, eps=eps, early_stop=False, steps=4)
+    shown = result.hidden.flatten(1).any(1)
+    assert shown.tolist() == [True, True, False, True, True]
+    torch.testing.assert_close(result.linf[shown], eps[shown], atol=1e-6, rtol=0)
+    assert result.linf[2] == 0 and torch.equal(result.adv[2], x[2])
+
+
+@pytest.fixture(scope="module")
+def lraspp():
+    """torchvision's LR-ASPP (random weights, a mapping {"out": ...} as output), its
+    classifiers' biases zeroed so that the prediction depends on the image; in train mode
+    with its BatchNorm layers frozen."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(2)
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=3
+    )
+    with torch.no_grad():
+        model.classifier.low_classifier.bias.zero_()
+        model.classifier.high_classifier.bias.zero_()
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+    return model
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torchvision_segmentation_model(lraspp, dtype):
+    x = images(2, 32, 32).to(dtype)
+    modes = [m.training for m in lraspp.modules()]
+    result = hide_classes(lraspp, x, 0, eps=4 / 255, success_fraction=0.5)
+    assert [m.training for m in lraspp.modules()] == modes
+    assert result.adv.dtype == dtype
+    assert result.hidden.flatten(1).any(1).all() and not result.hidden.all()
+    with attack_mode(lraspp), torch.no_grad():
+        pred = lraspp(result.adv.float())["out"].argmax(1)
+    still = ((pred == 0) & result.hidden).flatten(1).sum(1)
+    assert (still <= 0.5 * result.hidden.flatten(1).sum(1)).all()
+    assert result.success.all() and (result.iterations < 10).all()

@@ -1,8 +1,12 @@
-"""Checks shared by the attacks: every bad input is refused before any work."""
+"""Checks shared by the attacks: every bad input is refused in one line that names the
+argument, before any work. The values of eps are checked by `fastadv.ops.SignStep.prepare`;
+what is checked here are the attacks' own rules (pixel units, counts, labels, classes)."""
 
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Iterable
 
 import torch
 
@@ -12,30 +16,74 @@ from fastadv.attacks._model import attack_mode, check_logits, logits_of
 
 def check_unit_images(x, name: str = "x") -> torch.Tensor:
     check_images(x, name)
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device: an attack needs its values")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if torch.isnan(x).any():
         raise ValueError(f"{name} contains NaN")
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError(
-            f"{name} must lie in [0, 1], got [{x.min().item():.4g}, {x.max().item():.4g}]"
-        )
+    lo, hi = (v.item() for v in torch.aminmax(x))
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
     return x
 
 
-def check_budget(value, name: str, x: torch.Tensor):
-    """A float >= 0 or a per-sample tensor [B] of them."""
-    if torch.is_tensor(value):
-        if value.shape != (x.shape[0],):
-            raise ValueError(
-                f"{name} must be a float or a tensor [{x.shape[0]}], got {tuple(value.shape)}"
+def check_within_unit(value: float, name: str) -> None:
+    """Budgets and steps are fractions of the image range [0, 1]: a value above 1 is almost
+    surely given in grey levels (0-255), which the message says how to convert."""
+    if not value <= 1:  # also inf
+        hint = f"; in grey levels pass {name}={value:g}/255" if math.isfinite(value) else ""
+        raise ValueError(f"{name} must lie in [0, 1] like the images, got {value:g}{hint}")
+
+
+def check_step_size(value, name: str, *, positive: bool = False) -> float:
+    """A float in [0, 1] ((0, 1] with `positive`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
+    check_within_unit(value, name)
+    return value
+
+
+def check_count(value, name: str) -> int:
+    """An integer >= 1."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def class_ids(classes, name: str = "classes") -> list[int]:
+    """An id or a collection of ids (ints, an integer tensor), as a list of ints."""
+    if torch.is_tensor(classes):
+        items = classes.flatten().tolist()  # float and bool tensors give what is refused below
+    elif isinstance(classes, str) or not isinstance(classes, Iterable):
+        items = [classes]
+    else:
+        items = list(classes)
+    if not items:
+        raise ValueError(f"{name} is empty")
+    for c in items:
+        if isinstance(c, str):
+            raise TypeError(
+                f"{name} must be class ids, got the name {c!r}: look its id up in the "
+                "model's label set"
             )
-        if torch.isnan(value).any() or (value < 0).any():
-            raise ValueError(f"{name} must be >= 0 everywhere")
-        return value.to(x.device)
-    if not (isinstance(value, int | float) and value >= 0 and not math.isnan(value)):
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
+        if isinstance(c, bool) or not hasattr(type(c), "__index__"):
+            raise TypeError(f"{name} must be an int or a collection of ints, got {classes!r}")
+    return [operator.index(c) for c in items]
+
+
+def check_class_range(ids: list[int], num_classes: int, name: str = "classes") -> None:
+    if min(ids) < 0 or max(ids) >= num_classes:
+        raise ValueError(f"{name} {ids} must lie in [0, {num_classes})")
 
 
 def clean_logits(model, x: torch.Tensor) -> torch.Tensor:

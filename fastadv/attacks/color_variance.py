@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch.optim.adam import adam
 
-from fastadv.attacks._engine import AttackResult
 from fastadv.attacks._inputs import check_labels, check_unit_images, clean_logits
-from fastadv.attacks._model import attack_mode, check_logits, logits_of
+from fastadv.attacks._loop import FirstPass, shrinking_loop
+from fastadv.attacks._model import as_attacked, attack_mode, check_logits, logits_of
+from fastadv.attacks._result import AttackResult
 from fastadv.ops import SignStep, color_variance
 
 Condition = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -97,26 +98,17 @@ def color_variance_attack(
     last iterate, still within the bound).
     """
     _check_args(x, multiplier, condition, l1_weight, steps, lr, bound)
+    model = as_attacked(model, x)
     with attack_mode(model):
-        if labels is None:  # c0 is the clean prediction, which takes a pass of its own
-            clean = _classes(clean_logits(model, x), None, condition)
-
-            def classes(_):
-                return clean
-        else:  # the labels are checked against the logits of the loop's first pass
-
-            def classes(logits):
-                return _classes(logits, labels, condition)
-
+        # c0 is the clean prediction, which takes a pass of its own; given labels are checked
+        # against the logits of the loop's first pass
+        clean = None if labels is not None else _classes(clean_logits(model, x), None, condition)
         threshold = _threshold(x, multiplier, kernel_size, sigma, bound, backend)
         v, iterations, success, c0 = _optimise(
-            model, x, classes, threshold, condition, l1_weight, steps, lr, backend
+            model, x, labels, clean, threshold, condition, l1_weight, steps, lr, backend
         )
         adv = (x + v).clamp(0, 1)
-    delta = (adv - x).flatten(1).float()
-    return ProtectResult(
-        adv, success, iterations, delta.abs().amax(1), delta.norm(dim=1), threshold, c0
-    )
+    return ProtectResult.measured(adv, x, success, iterations, threshold=threshold, labels=c0)
 
 
 def _check_args(x, multiplier, condition, l1_weight, steps, lr, bound) -> None:
@@ -162,20 +154,19 @@ def _threshold(x, multiplier, kernel_size, sigma, bound, backend) -> torch.Tenso
     return pt
 
 
-def _optimise(model, x, classes, pt, condition, l1_weight, steps, lr, backend):
+def _optimise(model, x, labels, clean, pt, condition, l1_weight, steps, lr, backend):
     """Algorithm 1's loop, batched: (v [B, 3, H, W], Adam updates taken [B], success [B], c0),
-    with c0 = classes(logits of the first pass).
+    c0 the clean prediction `clean`, or else the labels checked against the logits of the
+    first pass.
 
     Why the batch does not couple samples: the loss is a sum of per-sample losses, so each
     sample's gradient is its own (the model is in eval mode); Adam is elementwise, so a finished
-    sample's rows of v and of both moments can leave the batch together. Indexing them out,
-    rather than zeroing their updates, also spares the finished samples later forward and
-    backward passes (and the backward pass of the iteration they finish in, where few go on).
+    sample's rows of v and of both moments can leave the batch together (the shrinking loop).
     All samples still in the batch have taken the same number of steps, so Adam's bias
     correction needs one step counter. The condition is checked before each of the `steps`
     updates and once more after the last, on the very image returned, so its verdict is the
-    success flag: no extra forward pass, except for samples done before their first update,
-    whose random start is put on the grid afterwards.
+    success flag; samples done before their first update have their random start put on the
+    grid afterwards, and are judged again.
     """
     # The clip-and-round step through the fused op on v itself (x0 = 0, step 0):
     # clamp(v, -eps, eps), round to the 1/255 grid, clamp again, clamp to [-1, 1] (a
@@ -185,63 +176,82 @@ def _optimise(model, x, classes, pt, condition, l1_weight, steps, lr, backend):
     # the grid value just inside otherwise: |v| <= pT and v on the 1/255 grid, both always.
     eps = torch.floor(pt * 255 + 1e-4) / 255  # + 1e-4: pT already on the grid stays there
     v = (torch.empty_like(x).uniform_(-0.01, 0.01) * pt).detach()
-    full_zeros = torch.zeros_like(x)
-    full_ops = SignStep.prepare(v, 0.0, eps, lo=-1.0, hi=1.0, quantum=QUANTUM, backend=backend)
-    out, iterations = v.clone(), torch.full((x.shape[0],), steps, device=x.device)
-    success = torch.zeros_like(iterations, dtype=torch.bool)
+    clip = SignStep.prepare(v, 0.0, eps, lo=-1.0, hi=1.0, quantum=QUANTUM, backend=backend)
     budget = 3 * pt.flatten(1).sum(1)  # ||pT||_1 over the three channels pT broadcasts to
     budget = torch.where(budget > 0, budget, 1.0)  # pT = 0 (flat image): v = 0, no L1 term
-    # The samples still running: their ids, images, budgets, operands, Adam moments and step.
-    idx, xs, zeros, ops = torch.arange(x.shape[0], device=x.device), x, full_zeros, full_ops
-    m, s, adam_step = torch.zeros_like(v), torch.zeros_like(v), torch.zeros((), device=x.device)
-    for t in range(steps + 1):
-        v.requires_grad_(True)
-        logits = logits_of(model((xs + v).clamp(0, 1)))
-        if t == 0:
-            check_logits(logits, x)
-            c0 = cs = classes(logits.detach())
-        met = condition_met(condition, logits.detach(), cs)
-        done = met | (t == steps)
-        keep = None
-        if done.any():
-            ended = idx[done]
-            out[ended], iterations[ended], success[ended] = v.detach()[done], t, met[done]
-            if done.all():
-                break
-            keep = ~done
-            idx, xs, cs, budget, ops = idx[keep], xs[keep], cs[keep], budget[keep], ops.subset(keep)
-            m, s, zeros = m[keep], s[keep], zeros[: len(idx)]
-            logits = logits[keep]
-            if 3 * len(idx) < 2 * len(keep):
-                # Fewer than two thirds go on: a fresh forward pass of theirs costs less than
-                # the backward pass of the whole batch (about two forward passes).
-                v, keep = v.detach()[keep].requires_grad_(True), None
-                logits = logits_of(model((xs + v).clamp(0, 1)))
-        grad = _ce_gradient(logits, cs, v)
-        v = v.detach()
-        if keep is not None:
-            v, grad = v[keep], grad[keep]
-        grad.addcmul_(v.sign(), (l1_weight / budget).to(v.dtype).view(-1, 1, 1, 1))
-        _adam_(v, grad, m, s, adam_step, lr)
-        ops(v, zeros, grad)  # step 0: grad is not used
-    # Samples done at t = 0 hold the unrounded random start: one more clip-and-round puts them
-    # on the grid too, and their verdict is taken again on the rounded image.
+    work = v.clone().requires_grad_(True)
+    logits = _logits(model, x, work)
+    check_logits(logits, x)
+    c0 = clean if clean is not None else _classes(logits.detach(), labels, condition)
+    stepper = _AdamSteps(
+        model, x, c0, condition, (l1_weight / budget).to(v.dtype).view(-1, 1, 1, 1), lr, clip,
+        torch.zeros_like(v), torch.zeros_like(v), torch.zeros_like(v),
+        torch.zeros((), device=x.device),
+    )  # fmt: skip
+    # Fewer than two thirds going on: a fresh forward pass of theirs costs less than the
+    # backward pass of the whole batch (about two forward passes).
+    iterations, success = shrinking_loop(
+        stepper, v, steps, check_every=1, first=FirstPass(work, logits), refresh_below=2 / 3
+    )
     first = iterations == 0
     if first.any():
-        start, n = out[first], int(first.sum())
-        full_ops.subset(first)(start, full_zeros[:n], full_zeros[:n])
-        out[first] = start
+        start = v[first]
+        stepper.subset(first).round(start)
+        v[first] = start
         with torch.no_grad():
-            logits = logits_of(model((x[first] + start).clamp(0, 1)))
-        success[first] = condition_met(condition, logits, c0[first])
-    return out, iterations, success, c0
+            success[first] = condition_met(condition, _logits(model, x[first], start), c0[first])
+    return v, iterations, success, c0
 
 
-def _ce_gradient(logits, c0, v) -> torch.Tensor:
-    """∂/∂v of Σ_b -CE(logits_b, c0_b). The loss's other term, α · ||v_b||_1 / ||pT_b||_1, has
-    the gradient α · sign(v_b) / ||pT_b||_1, which the loop adds itself: its value is never
-    needed, so the L1 norm is never computed."""
-    return torch.autograd.grad(-F.cross_entropy(logits, c0, reduction="sum"), v)[0]
+def _logits(model, x, v):
+    return logits_of(model((x + v).clamp(0, 1)))
+
+
+@dataclass(frozen=True)
+class _AdamSteps:
+    """The loop's iteration: the samples' images, labels c0 and L1 weights α / ||pT||_1
+    ([n, 1, 1, 1]), the clip-and-round update, the Adam moments and the step count (a 0-d
+    tensor all share), and zeros like v."""
+
+    model: object
+    x: torch.Tensor
+    c0: torch.Tensor
+    condition: str | Condition
+    l1: torch.Tensor
+    lr: float
+    clip: SignStep
+    zeros: torch.Tensor
+    m: torch.Tensor
+    s: torch.Tensor
+    adam_step: torch.Tensor
+
+    def forward(self, v):
+        return _logits(self.model, self.x, v)
+
+    def done(self, logits, idx):
+        return condition_met(self.condition, logits.detach(), self.c0)
+
+    def loss(self, logits, idx):
+        """-CE summed over the samples. The loss's other term, α · ||v_b||_1 / ||pT_b||_1, has
+        the gradient α · sign(v_b) / ||pT_b||_1, which `step` adds itself: its value is never
+        needed, so the L1 norm is never computed."""
+        return -F.cross_entropy(logits, self.c0, reduction="sum")
+
+    def step(self, v, grad):
+        grad.addcmul_(v.sign(), self.l1)
+        _adam_(v, grad, self.m, self.s, self.adam_step, self.lr)
+        self.round(v)
+
+    def round(self, v):
+        """Clip to pT and round to the grid, in place."""
+        self.clip(v, self.zeros, self.zeros)  # step 0: the gradient is not used
+
+    def subset(self, keep):
+        m = self.m[keep]
+        return replace(
+            self, x=self.x[keep], c0=self.c0[keep], l1=self.l1[keep], clip=self.clip.subset(keep),
+            zeros=self.zeros[: m.shape[0]], m=m, s=self.s[keep],
+        )  # fmt: skip
 
 
 def _adam_(v, grad, m, s, step, lr: float) -> None:

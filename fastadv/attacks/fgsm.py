@@ -12,20 +12,15 @@ None), for loops that only need the images, such as adversarial training.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 
 from fastadv.attacks import goals
-from fastadv.attacks._engine import AttackResult, Schedule, first_pass, run
-from fastadv.attacks._inputs import check_budget, check_labels, check_unit_images, checked_logits
-from fastadv.ops import SignStep
-
-
-def kurakin_steps(eps: float) -> int:
-    """Kurakin et al.'s iteration count n = ceil(min(eps_px + 4, 1.25 eps_px)), eps in [0, 1]."""
-    eps_px = eps * 255
-    return max(1, math.ceil(min(eps_px + 4, 1.25 * eps_px) - 1e-9))
+from fastadv.attacks._engine import SignOptions, first_pass, run
+from fastadv.attacks._inputs import check_labels, check_unit_images, checked_logits
+from fastadv.attacks._model import as_attacked
+from fastadv.attacks._result import AttackResult
 
 
 def fgsm(
@@ -41,19 +36,9 @@ def fgsm(
     backend="auto",
 ) -> AttackResult:
     """Fast gradient sign method: one step of size eps."""
-    return _sign_attack(
-        model,
-        x,
-        labels,
-        eps=eps,
-        alpha=eps,
-        steps=1,
-        target=target,
-        least_likely=least_likely,
-        ignore_index=ignore_index,
-        evaluate=evaluate,
-        backend=backend,
-    )
+    aim = Aim(target, least_likely, ignore_index)
+    options = SignOptions(eps, steps=1, evaluate=evaluate, backend=backend)
+    return _sign_attack(model, x, labels, aim, options)
 
 
 def ifgsm(
@@ -75,23 +60,11 @@ def ifgsm(
     backend="auto",
 ) -> AttackResult:
     """Iterative FGSM (BIM), Kurakin et al.; `steps` defaults to their schedule."""
-    return _sign_attack(
-        model,
-        x,
-        labels,
-        eps=eps,
-        alpha=alpha,
-        steps=steps,
-        target=target,
-        least_likely=least_likely,
-        early_stop=early_stop,
-        check_every=check_every,
-        success_fraction=success_fraction,
-        ignore_index=ignore_index,
-        quantum=quantum,
-        evaluate=evaluate,
-        backend=backend,
+    aim = Aim(target, least_likely, ignore_index, success_fraction)
+    options = SignOptions(
+        eps, alpha, steps, early_stop, check_every, quantum, evaluate=evaluate, backend=backend
     )
+    return _sign_attack(model, x, labels, aim, options)
 
 
 def pgd(
@@ -114,70 +87,47 @@ def pgd(
 ) -> AttackResult:
     """Projected gradient descent (Madry et al.): I-FGSM from a uniform random start in the
     eps ball (drawn with torch's global RNG, like torchattacks)."""
-    return _sign_attack(
-        model,
-        x,
-        labels,
-        eps=eps,
-        alpha=alpha,
-        steps=steps,
-        target=target,
-        least_likely=least_likely,
-        early_stop=early_stop,
-        check_every=check_every,
-        success_fraction=success_fraction,
-        ignore_index=ignore_index,
-        quantum=quantum,
-        random_start=True,
-        evaluate=evaluate,
-        backend=backend,
-    )
+    aim = Aim(target, least_likely, ignore_index, success_fraction)
+    options = SignOptions(
+        eps, alpha, steps, early_stop, check_every, quantum, random_start=True,
+        evaluate=evaluate, backend=backend,
+    )  # fmt: skip
+    return _sign_attack(model, x, labels, aim, options)
 
 
-def _sign_attack(
-    model,
-    x,
-    labels,
-    *,
-    eps,
-    alpha,
-    steps,
-    target,
-    least_likely,
-    ignore_index,
-    backend,
-    early_stop=False,
-    check_every=1,
-    success_fraction=0.99,
-    quantum=None,
-    random_start=False,
-    evaluate=True,
-) -> AttackResult:
+@dataclass(frozen=True)
+class Aim:
+    """Where an attack of this family goes: away from the labels (the clean prediction when
+    none are given), towards `target`, or towards the least likely class; done once
+    `success_fraction` of a sample's (counted) pixels say so."""
+
+    target: torch.Tensor | None = None
+    least_likely: bool = False
+    ignore_index: int = 255
+    success_fraction: float = 0.99
+
+    def check(self) -> None:
+        if self.target is not None and self.least_likely:
+            raise ValueError("give a target or least_likely=True, not both")
+
+    def goal(self, logits: torch.Tensor, labels) -> goals.Goal:
+        """The goal from the clean logits."""
+        kw = {"ignore_index": self.ignore_index, "fraction": self.success_fraction}
+        if self.target is not None:
+            target = check_labels(self.target, logits, "target", self.ignore_index)
+            return goals.Targeted(target, **kw)
+        if labels is None:
+            labels = logits.argmax(1)
+        else:
+            labels = check_labels(labels, logits, "labels", self.ignore_index)
+        return (goals.LeastLikely if self.least_likely else goals.Untargeted)(labels, **kw)
+
+
+def _sign_attack(model, x, labels, aim: Aim, options: SignOptions) -> AttackResult:
     check_unit_images(x)
-    eps = check_budget(eps, "eps", x)
-    alpha = check_budget(alpha, "alpha", x)
-    if torch.is_tensor(alpha):
-        raise ValueError("alpha must be a float (eps may be per sample)")
-    if steps is None:
-        steps = kurakin_steps(float(eps.max()) if torch.is_tensor(eps) else eps)
-    if steps < 1 or check_every < 1:
-        raise ValueError(f"steps and check_every must be >= 1, got {steps} and {check_every}")
-    if target is not None and least_likely:
-        raise ValueError("give a target or least_likely=True, not both")
-    first = first_pass(model, x, graph=not random_start)
-    logits = checked_logits(first.output, x)
-    goal = make_goal(logits, labels, target, least_likely, ignore_index, success_fraction)
-    update = SignStep.prepare(x, alpha, eps, quantum=quantum, backend=backend)
-    schedule = Schedule(steps, alpha, early_stop, check_every, random_start, evaluate)
+    aim.check()
+    schedule, update = options.plan(x)
+    model = as_attacked(model, x)
+    first = first_pass(model, x, graph=not schedule.random_start)
+    goal = aim.goal(checked_logits(first.output, x), labels)
     return run(model, x, goal, schedule, update, first)
-
-
-def make_goal(logits, labels, target, least_likely, ignore_index, fraction) -> goals.Goal:
-    """The goal of an attack, from the clean logits; labels default to the clean prediction."""
-    kw = {"ignore_index": ignore_index, "fraction": fraction}
-    if target is not None:
-        return goals.Targeted(check_labels(target, logits, "target", ignore_index), **kw)
-    labels = (
-        logits.argmax(1) if labels is None else check_labels(labels, logits, "labels", ignore_index)
-    )
-    return (goals.LeastLikely if least_likely else goals.Untargeted)(labels, **kw)

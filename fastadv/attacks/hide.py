@@ -9,15 +9,20 @@ only after the attack (their Fig. 1 c), or on them only during it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from fastadv.attacks import goals
-from fastadv.attacks._engine import AttackResult, Schedule, first_pass, run
-from fastadv.attacks._inputs import check_budget, check_unit_images, checked_logits
-from fastadv.attacks._model import attack_mode
-from fastadv.attacks.fgsm import kurakin_steps
+from fastadv.attacks._engine import Schedule, SignOptions, first_pass, run
+from fastadv.attacks._inputs import (
+    check_class_range,
+    check_unit_images,
+    checked_logits,
+    class_ids,
+)
+from fastadv.attacks._model import as_attacked, attack_mode
+from fastadv.attacks._result import AttackResult
 from fastadv.ops import SignStep, nearest_fill
 
 RESTRICT = (None, "after", "during")
@@ -59,37 +64,36 @@ def hide_classes(
     check_unit_images(x)
     if restrict not in RESTRICT:
         raise ValueError(f"restrict must be one of {RESTRICT}, got {restrict!r}")
-    eps = check_budget(eps, "eps", x)
+    ids = class_ids(classes)
+    options = SignOptions(
+        eps, alpha, steps, early_stop, check_every, evaluate=evaluate, backend=backend
+    )
+    schedule, update = options.plan(x)
+    model = as_attacked(model, x)
     first = first_pass(model, x)
     logits = checked_logits(first.output, x)
     if logits.dim() != 4:
         raise ValueError("hide_classes needs a dense model (logits [B, K, H, W])")
-    classes_t = _check_classes(classes, logits.shape[1], x.device)
+    check_class_range(ids, logits.shape[1])
     clean_pred = logits.argmax(1)
-    fill = nearest_fill(clean_pred, classes_t.tolist(), on_empty="keep", backend=backend)
+    fill = nearest_fill(clean_pred, ids, on_empty="keep", backend=backend)
+    classes_t = torch.tensor(ids, device=x.device)
     hidden = torch.isin(clean_pred, classes_t)
-    if steps is None:
-        steps = kurakin_steps(float(eps.max()) if torch.is_tensor(eps) else eps)
-
-    result = _unchanged(x, clean_pred, fill.labels, hidden, success=~hidden.flatten(1).any(1))
-    todo = torch.nonzero(hidden.flatten(1).any(1) & ~fill.empty).flatten()
-    if todo.numel():
+    shown = hidden.flatten(1).any(1)
+    result = HideResult.measured(
+        x.clone(), x, ~shown, torch.zeros_like(shown, dtype=torch.long),
+        clean_pred=clean_pred, target=fill.labels, hidden=hidden,
+    )  # fmt: skip
+    todo = shown & ~fill.empty
+    if todo.any():
+        if restrict == "during":
+            update = options.update(x, hidden, validate=False)
+        goal = goals.HideClasses(
+            fill.labels[todo], hidden[todo], classes_t, fraction=success_fraction
+        )
+        whole = bool(todo.all())  # the clean pass's graph is the whole batch's
         sub = _attack(
-            model,
-            first if todo.numel() == x.shape[0] else None,  # its graph is the whole batch's
-            x[todo],
-            fill.labels[todo],
-            hidden[todo],
-            classes_t,
-            eps[todo] if torch.is_tensor(eps) else eps,
-            alpha,
-            steps,
-            restrict,
-            early_stop,
-            check_every,
-            success_fraction,
-            evaluate,
-            backend,
+            model, x[todo], goal, schedule, update.subset(todo), restrict, first if whole else None
         )
         for field in ("adv", "iterations", "linf", "l2"):
             getattr(result, field)[todo] = getattr(sub, field)
@@ -101,61 +105,16 @@ def hide_classes(
 
 
 def _attack(
-    model,
-    first,
-    x,
-    target,
-    hidden,
-    classes,
-    eps,
-    alpha,
-    steps,
-    restrict,
-    early_stop,
-    check_every,
-    fraction,
-    evaluate,
-    backend,
+    model, x, goal: goals.HideClasses, schedule: Schedule, update: SignStep, restrict, first
 ) -> AttackResult:
-    goal = goals.HideClasses(target, hidden, classes, fraction=fraction)
-    mask = hidden[:, None].to(x.dtype) if restrict == "during" else None
-    update = SignStep.prepare(x, alpha, eps, mask=mask, backend=backend)
+    if restrict != "after":
+        return run(model, x, goal, schedule, update, first)
     # Noise restricted after the attack: success is judged on the masked images, not on these.
-    schedule = Schedule(
-        steps, alpha, early_stop, check_every, evaluate=evaluate and restrict != "after"
-    )
-    result = run(model, x, goal, schedule, update, first)
-    if restrict == "after":
-        result.adv = x + (result.adv - x) * hidden[:, None]
-        if evaluate:
-            with attack_mode(model), torch.no_grad():
-                everyone = torch.arange(x.shape[0], device=x.device)
-                result.success = goal.done(goal.forward(model, result.adv), everyone)
-        delta = (result.adv - x).flatten(1).float()
-        result.linf, result.l2 = delta.abs().amax(1), delta.norm(dim=1)
-    return result
-
-
-def _unchanged(x, clean_pred, target, hidden, success) -> HideResult:
-    zeros = torch.zeros(x.shape[0], device=x.device)
-    return HideResult(
-        adv=x.clone(),
-        success=success,
-        iterations=torch.zeros(x.shape[0], dtype=torch.long, device=x.device),
-        linf=zeros,
-        l2=zeros.clone(),
-        clean_pred=clean_pred,
-        target=target,
-        hidden=hidden,
-    )
-
-
-def _check_classes(classes, num_classes: int, device) -> torch.Tensor:
-    ids = torch.as_tensor(
-        [classes] if isinstance(classes, int) else list(classes), dtype=torch.long
-    )
-    if ids.numel() == 0:
-        raise ValueError("classes is empty")
-    if ids.min() < 0 or ids.max() >= num_classes:
-        raise ValueError(f"classes {ids.tolist()} must lie in [0, {num_classes})")
-    return ids.to(device)
+    result = run(model, x, goal, replace(schedule, evaluate=False), update, first)
+    adv = x + (result.adv - x) * goal.hidden[:, None]
+    success = None
+    if schedule.evaluate:
+        with attack_mode(model), torch.no_grad():
+            everyone = torch.arange(x.shape[0], device=x.device)
+            success = goal.done(goal.forward(model, adv), everyone)
+    return AttackResult.measured(adv, x, success, result.iterations)

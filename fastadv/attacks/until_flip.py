@@ -13,9 +13,10 @@ from collections.abc import Callable
 import torch
 
 from fastadv.attacks import goals
-from fastadv.attacks._engine import AttackResult, Schedule, run
-from fastadv.attacks._inputs import check_unit_images
-from fastadv.attacks._model import logits_of
+from fastadv.attacks._engine import Schedule, run
+from fastadv.attacks._inputs import check_count, check_step_size, check_unit_images, class_ids
+from fastadv.attacks._model import as_attacked, logits_of
+from fastadv.attacks._result import AttackResult
 from fastadv.ops import SignStep
 
 
@@ -42,12 +43,21 @@ def attack_until_flip(
     the steps taken (0 for samples the model already assigns to the target).
     """
     check_unit_images(x)
-    if max_iters < 1 or check_every < 1 or not step > 0:
-        raise ValueError("max_iters and check_every must be >= 1 and step > 0")
-    target = torch.as_tensor(target, device=x.device).long().expand(x.shape[0]).clone()
+    step = check_step_size(step, "step", positive=True)
+    schedule = Schedule(
+        check_count(max_iters, "max_iters"), step, early_stop=True,
+        check_every=check_count(check_every, "check_every"),
+    )  # fmt: skip
+    update = SignStep.prepare(x, step, 1.0, quantum=quantum, backend=backend)
+    target = _per_sample(class_ids(target, "target"), x)
     decide = decision or (lambda out: logits_of(out).argmax(1))
     loss = loss_fn or (lambda out, t: goals.cross_entropy_sum(logits_of(out), t, -100))
     goal = goals.Decision(target, decide, loss)
-    schedule = Schedule(max_iters, step, early_stop=True, check_every=check_every)
-    update = SignStep.prepare(x, step, 1.0, quantum=quantum, backend=backend)
-    return run(model, x, goal, schedule, update)
+    return run(as_attacked(model, x), x, goal, schedule, update)
+
+
+def _per_sample(ids: list[int], x: torch.Tensor) -> torch.Tensor:
+    """int64 [B]: one id for every sample, or one a sample."""
+    if len(ids) not in (1, x.shape[0]):
+        raise ValueError(f"target must hold one id or one a sample ({x.shape[0]}), got {len(ids)}")
+    return torch.tensor(ids, device=x.device).expand(x.shape[0]).clone()

@@ -18,17 +18,15 @@ error before any work, of the type torchattacks raises where it raises one.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import time
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from fastadv._outputs import logits_of
-from fastadv.attacks import fgsm, ifgsm, pgd
+from fastadv.attacks import attack_mode, fgsm, ifgsm, pgd
 
 # torch.nn.CrossEntropyLoss's default, which torchattacks' losses use
 IGNORE_INDEX = -100
@@ -76,7 +74,7 @@ class Attack:
     def __call__(self, inputs, labels=None, *args, **kwargs):
         """With a normalisation set, images come and go normalised; the attack itself runs on
         [0, 1] images, the model seeing them normalised."""
-        with _model_held(self.model, self._set_attack_training, freeze=True):
+        with attack_mode(self.model, self._set_attack_training):
             if self._normalization_applied is not True:
                 return self.forward(inputs, labels, *args, **kwargs)
             inputs = self.inverse_normalize(inputs)
@@ -95,7 +93,7 @@ class Attack:
 
     @torch.no_grad()
     def get_output_with_eval_nograd(self, inputs):
-        with _model_held(self.model, self._set_eval, freeze=False):
+        with attack_mode(self.model, freeze=False):
             return self.get_logits(inputs)
 
     def _sign_attack(self, attack, images, labels, **kw):
@@ -267,9 +265,6 @@ class Attack:
                 "Dropout" in name and not self._dropout_training
             ):
                 module.eval()
-
-    def _set_eval(self):
-        self.model.eval()
 
     # --- target labels ------------------------------------------------------------------------
 
@@ -486,29 +481,6 @@ class _RobustStats:
 
     def __str__(self):
         return f"robust accuracy {self.robust_accuracy:.2f} %, L2 {self.mean_l2:.5f}"
-
-
-@contextlib.contextmanager
-def _model_held(model, set_mode, freeze: bool):
-    """set_mode() for the block, optionally parameters frozen (only input gradients are
-    wanted); every submodule's train/eval flag and requires_grad restored afterwards."""
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    modules = list(model.modules())
-    training = [m.training for m in modules]
-    params = list(model.parameters()) if freeze else []
-    requires_grad = [p.requires_grad for p in params]
-    set_mode()
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for module, flag in zip(modules, training, strict=True):
-            module.training = flag
-        for p, flag in zip(params, requires_grad, strict=True):
-            p.requires_grad_(flag)
 
 
 def _device_of(model):
