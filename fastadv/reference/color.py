@@ -3,8 +3,9 @@
 ``rgb_to_lab`` matches ``skimage.color.rgb2lab`` (D65, 2° observer); ``delta_e2000`` follows
 Sharma, Wu and Dalal (2005) and matches ``colour.difference.delta_E_CIE2000``, except that pairs
 exactly on the 180° hue boundary take Sharma's published values, and that pairs near it land on
-the side the exact arithmetic puts them (colour-science's float64 hue angles decide it at random). ``color_variance`` is, per
-image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in CV-PIRE)::
+the side that exact arithmetic puts them (colour-science's hue angles can round across it).
+``color_variance`` is, per image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in
+CV-PIRE)::
 
     cV(p) = sqrt( Σ_{q ∈ N(p)} (g(q - p) · ΔE00(Lab(p), Lab(q)))² / |N(p)| )
 
