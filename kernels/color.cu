@@ -88,8 +88,8 @@ __device__ __forceinline__ LabC<T> load_lab(const T* __restrict__ lab, int64_t p
 
 // The map of one 32 x 16 tile of one image, from (y0, x0).
 template <typename T>
-__device__ __forceinline__ void color_variance_tile(const ColorVarianceArgs& a, TileLab<T>& tile, const T* lab,
-                                    T* out, int64_t y0, int64_t x0) {
+__device__ __forceinline__ void color_variance_tile(const ColorVarianceArgs& a, TileLab<T>& tile,
+                                                    const T* lab, T* out, int64_t y0, int64_t x0) {
   const int64_t h = a.height, w = a.width, plane = h * w;
   const int tx = threadIdx.x;
   const int r = a.radius;
@@ -192,13 +192,12 @@ cudaError_t launch_delta_e2000(const ColorPixelsArgs& args, cudaStream_t stream)
 cudaError_t launch_color_variance(const ColorVarianceArgs& args, cudaStream_t stream) {
   const int64_t n = args.batch * args.height * args.width;
   if (n == 0) return cudaSuccess;
-  const int64_t tiles = args.batch * ((args.width + kTileW - 1) / kTileW) *
-                        ((args.height + kTileH - 1) / kTileH);
+  const int64_t tiles =
+      args.batch * ((args.width + kTileW - 1) / kTileW) * ((args.height + kTileH - 1) / kTileH);
   return dispatch_compute(args.is_double, [&](auto tag) {
     using T = decltype(tag);
     lab_planes_kernel<T><<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(args);
-    color_variance_kernel<T>
-        <<<blocks_for(tiles, 1), dim3(kTileW, kBlockRows), 0, stream>>>(args);
+    color_variance_kernel<T><<<blocks_for(tiles, 1), dim3(kTileW, kBlockRows), 0, stream>>>(args);
     return cudaGetLastError();
   });
 }

@@ -1,20 +1,11 @@
 // fastadv::rgb_to_lab, delta_e2000 and color_variance on CPU tensors (formulas:
 // kernels/color_math.h).
-
-// Every product and sum in this file is rounded on its own, never fused into a multiply-add. gcc
-// contracts by default, and differently in the copies it makes of one loop (the AVX-512 body,
-// its 8-lane epilogue, the scalar tail): identical pixels got Lab values an ulp apart, and a flat
-// image a non-zero colour-variance map that normalisation blew up to 1. Before the #includes, so
-// that the math of color_math.h, inlined into these loops, is compiled alike.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "csrc/color.h"
@@ -24,17 +15,18 @@ namespace fastadv {
 namespace {
 
 constexpr int64_t kGrain = 1 << 12;
-// Pixels a chunk of the elementwise ops: their channels, gathered side by side, stay in L1.
+// Pixels a chunk of the elementwise loops: their channels, gathered side by side, stay in L1.
+// A multiple of every vector width (4, 8 and 16 floats).
 constexpr int64_t kChunk = 256;
 
-// f(m, j, n) for runs of n <= max_run consecutive pixels j.. of row m of [M, P], over the
+// f(m, j, n) for runs of n <= kChunk consecutive pixels j.. of row m of [M, P], over the
 // outer * inner pixels in parallel.
 template <typename F>
-void parallel_runs(int64_t outer, int64_t inner, int64_t max_run, F&& f) {
+void parallel_chunks(int64_t outer, int64_t inner, F&& f) {
   at::parallel_for(0, outer * inner, kGrain, [&](int64_t begin, int64_t end) {
     while (begin < end) {
       const int64_t m = begin / inner, j = begin - m * inner;
-      const int64_t n = std::min({end - begin, inner - j, max_run});
+      const int64_t n = std::min({end - begin, inner - j, kChunk});
       f(m, j, n);
       begin += n;
     }
@@ -44,16 +36,23 @@ void parallel_runs(int64_t outer, int64_t inner, int64_t max_run, F&& f) {
 // The float versions of the loops below are overloads compiled for AVX2 and AVX-512 too (a call
 // with float arguments picks them); each calls the template's body.
 
-// ---- rgb_to_lab and delta_e2000: elementwise over the pixels of [M, 3, P] operands of any
-// layout. Each chunk is gathered into unit-stride arrays (planar images and interleaved ones,
-// [N, 3] lists and channels last, alike), computed by a vectorised loop, and scattered back.
+// ---- Elementwise over the pixels of [M, 3, P] operands of any layout: each chunk is gathered
+// into aligned unit-stride arrays (planar images, interleaved ones such as [N, 3] lists and
+// channels last, and views alike), computed by a vectorised loop, and scattered back.
 
-// Channels 0, 1, 2 of n consecutive pixels from src into c0, c1, c2. Interleaved pixels get a loop
-// of their own: constant strides, which the compiler vectorises.
+// Channels 0, 1, 2 of n consecutive pixels from src into c0, c1, c2; planar and interleaved
+// pixels get loops of their own (unit and constant strides, which the compiler vectorises).
 template <typename T>
 FASTADV_HD_INLINE void gather3(const T* src, const PixelStrides& s, int64_t n, T* __restrict__ c0,
                                T* __restrict__ c1, T* __restrict__ c2) {
-  if (s.inner == 3 && s.channel == 1) {
+  const T* __restrict__ p0 = src, * __restrict__ p1 = src + s.channel, * __restrict__ p2 = src + 2 * s.channel;
+  if (s.inner == 1) {
+    for (int64_t k = 0; k < n; ++k) {
+      c0[k] = p0[k];
+      c1[k] = p1[k];
+      c2[k] = p2[k];
+    }
+  } else if (s.inner == 3 && s.channel == 1) {
     for (int64_t k = 0; k < n; ++k) {
       c0[k] = src[3 * k];
       c1[k] = src[3 * k + 1];
@@ -61,10 +60,9 @@ FASTADV_HD_INLINE void gather3(const T* src, const PixelStrides& s, int64_t n, T
     }
   } else {
     for (int64_t k = 0; k < n; ++k) {
-      const T* p = src + k * s.inner;
-      c0[k] = p[0];
-      c1[k] = p[s.channel];
-      c2[k] = p[2 * s.channel];
+      c0[k] = p0[k * s.inner];
+      c1[k] = p1[k * s.inner];
+      c2[k] = p2[k * s.inner];
     }
   }
 }
@@ -73,7 +71,14 @@ template <typename T>
 FASTADV_HD_INLINE void scatter3(const T* __restrict__ c0, const T* __restrict__ c1,
                                 const T* __restrict__ c2, T* dst, const PixelStrides& s,
                                 int64_t n) {
-  if (s.inner == 3 && s.channel == 1) {
+  T* __restrict__ p0 = dst, * __restrict__ p1 = dst + s.channel, * __restrict__ p2 = dst + 2 * s.channel;
+  if (s.inner == 1) {
+    for (int64_t k = 0; k < n; ++k) {
+      p0[k] = c0[k];
+      p1[k] = c1[k];
+      p2[k] = c2[k];
+    }
+  } else if (s.inner == 3 && s.channel == 1) {
     for (int64_t k = 0; k < n; ++k) {
       dst[3 * k] = c0[k];
       dst[3 * k + 1] = c1[k];
@@ -81,54 +86,67 @@ FASTADV_HD_INLINE void scatter3(const T* __restrict__ c0, const T* __restrict__ 
     }
   } else {
     for (int64_t k = 0; k < n; ++k) {
-      T* p = dst + k * s.inner;
-      p[0] = c0[k];
-      p[s.channel] = c1[k];
-      p[2 * s.channel] = c2[k];
+      p0[k * s.inner] = c0[k];
+      p1[k * s.inner] = c1[k];
+      p2[k * s.inner] = c2[k];
     }
   }
 }
 
-// CIELAB (and chroma) of n pixels from unit-stride r, g, b arrays: one loop each way, so that
-// neither tests for the chroma plane per pixel.
+// CIELAB of n <= kChunk pixels, and with kChroma their chroma into the fourth channel of `out`
+// (the colour-variance scratch buffer). The float loop runs over the whole chunk, zero-padded,
+// so that every pixel goes through the same instructions. It must: gcc fuses multiplies and adds
+// where the target has FMA, and fuses differently in the copies it makes of a vectorised loop
+// (the AVX-512 body, its 8-lane epilogue, the scalar tail), so that identical pixels got Lab
+// values an ulp apart, and a flat image a non-zero colour-variance map that normalisation blew
+// up to 1. (-ffp-contract=off would do too, at 25% of rgb_to_lab's time.) The double loop calls
+// libm's pow and cbrt and stays one scalar loop.
 template <typename T, bool kChroma>
-FASTADV_HD_INLINE void lab_loop(const T* __restrict__ r, const T* __restrict__ g,
-                                const T* __restrict__ b, T* __restrict__ l, T* __restrict__ a_out,
-                                T* __restrict__ b_out, T* __restrict__ c, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
+FASTADV_HD_INLINE void lab_chunk_body(const T* src, const PixelStrides& in, T* dst,
+                                      const PixelStrides& out, int64_t n) {
+  constexpr bool kVectorised = std::is_same_v<T, float>;
+  alignas(64) T r[kChunk], g[kChunk], b[kChunk], l[kChunk], a_out[kChunk], b_out[kChunk];
+  alignas(64) T c[kChroma ? kChunk : 1];
+  const int64_t count = kVectorised ? kChunk : n;
+  std::fill(r + n, r + count, T(0));
+  std::fill(g + n, g + count, T(0));
+  std::fill(b + n, b + count, T(0));
+  gather3(src, in, n, r, g, b);
+  for (int64_t j = 0; j < count; ++j) {
     const Lab<T> v = rgb_to_lab(r[j], g[j], b[j]);
     l[j] = v.L;
     a_out[j] = v.a;
     b_out[j] = v.b;
     if constexpr (kChroma) c[j] = m_sqrt(v.a * v.a + v.b * v.b);
   }
-}
-
-// Lab and chroma of n pixels: the colour-variance scratch buffer.
-template <typename T>
-FASTADV_HD_INLINE void lab_chroma_run(const T* r, const T* g, const T* b, T* l, T* a_out, T* b_out,
-                                      T* c, int64_t n) {
-  lab_loop<T, true>(r, g, b, l, a_out, b_out, c, n);
-}
-
-FASTADV_WIDE_CLONES void lab_chroma_run(const float* r, const float* g, const float* b, float* l,
-                                        float* a_out, float* b_out, float* c, int64_t n) {
-  lab_chroma_run<float>(r, g, b, l, a_out, b_out, c, n);
-}
-
-// n <= kChunk pixels of rgb_to_lab.
-template <typename T>
-FASTADV_HD_INLINE void rgb_to_lab_chunk(const T* src, const PixelStrides& in, T* dst,
-                                        const PixelStrides& out, int64_t n) {
-  alignas(64) T r[kChunk], g[kChunk], b[kChunk], l[kChunk], a_out[kChunk], b_out[kChunk];
-  gather3(src, in, n, r, g, b);
-  lab_loop<T, false>(r, g, b, l, a_out, b_out, nullptr, n);
   scatter3(l, a_out, b_out, dst, out, n);
+  if constexpr (kChroma) {
+    T* chroma = dst + 3 * out.channel;
+    for (int64_t k = 0; k < n; ++k) chroma[k * out.inner] = c[k];
+  }
 }
 
-FASTADV_WIDE_CLONES void rgb_to_lab_chunk(const float* src, const PixelStrides& in, float* dst,
+// rgb_to_lab's chunks.
+template <typename T>
+void lab_chunk(const T* src, const PixelStrides& in, T* dst, const PixelStrides& out, int64_t n) {
+  lab_chunk_body<T, false>(src, in, dst, out, n);
+}
+
+FASTADV_WIDE_CLONES void lab_chunk(const float* src, const PixelStrides& in, float* dst,
+                                   const PixelStrides& out, int64_t n) {
+  lab_chunk_body<float, false>(src, in, dst, out, n);
+}
+
+// color_variance's chunks: Lab and chroma.
+template <typename T>
+void lab_chroma_chunk(const T* src, const PixelStrides& in, T* dst, const PixelStrides& out,
+                      int64_t n) {
+  lab_chunk_body<T, true>(src, in, dst, out, n);
+}
+
+FASTADV_WIDE_CLONES void lab_chroma_chunk(const float* src, const PixelStrides& in, float* dst,
                                           const PixelStrides& out, int64_t n) {
-  rgb_to_lab_chunk<float>(src, in, dst, out, n);
+  lab_chunk_body<float, true>(src, in, dst, out, n);
 }
 
 // 1/k_L, 1/k_C, 1/k_H in the compute type.
@@ -146,8 +164,8 @@ FASTADV_HD_INLINE void delta_e2000_chunk(const T* x, const PixelStrides& sx, con
   gather3(x, sx, n, l1, a1, b1);
   gather3(y, sy, n, l2, a2, b2);
   for (int64_t k = 0; k < n; ++k) {
-    e[k] = delta_e2000(Lab<T>{l1[k], a1[k], b1[k]}, Lab<T>{l2[k], a2[k], b2[k]}, inv.l, inv.c,
-                       inv.h);
+    e[k] =
+        delta_e2000(Lab<T>{l1[k], a1[k], b1[k]}, Lab<T>{l2[k], a2[k], b2[k]}, inv.l, inv.c, inv.h);
   }
   for (int64_t k = 0; k < n; ++k) out[k * out_stride] = e[k];
 }
@@ -162,9 +180,9 @@ template <typename T>
 void rgb_to_lab_cpu_typed(const ColorPixelsArgs& a) {
   const T* src = static_cast<const T*>(a.in1);
   T* dst = static_cast<T*>(a.out);
-  parallel_runs(a.outer, a.inner, kChunk, [&](int64_t m, int64_t j, int64_t n) {
-    rgb_to_lab_chunk(src + a.in1_strides.offset(m, j), a.in1_strides,
-                     dst + a.out_strides.offset(m, j), a.out_strides, n);
+  parallel_chunks(a.outer, a.inner, [&](int64_t m, int64_t j, int64_t n) {
+    lab_chunk(src + a.in1_strides.offset(m, j), a.in1_strides, dst + a.out_strides.offset(m, j),
+              a.out_strides, n);
   });
 }
 
@@ -174,21 +192,18 @@ void delta_e2000_cpu_typed(const ColorPixelsArgs& a) {
   const T* y = static_cast<const T*>(a.in2);
   T* out = static_cast<T*>(a.out);
   const InverseWeights<T> inv{T(1 / a.kl), T(1 / a.kc), T(1 / a.kh)};
-  parallel_runs(a.outer, a.inner, kChunk, [&](int64_t m, int64_t j, int64_t n) {
-    delta_e2000_chunk(x + a.in1_strides.offset(m, j), a.in1_strides,
-                      y + a.in2_strides.offset(m, j), a.in2_strides,
-                      out + a.out_strides.offset(m, j), a.out_strides.inner, n, inv);
+  parallel_chunks(a.outer, a.inner, [&](int64_t m, int64_t j, int64_t n) {
+    delta_e2000_chunk(x + a.in1_strides.offset(m, j), a.in1_strides, y + a.in2_strides.offset(m, j),
+                      a.in2_strides, out + a.out_strides.offset(m, j), a.out_strides.inner, n, inv);
   });
 }
 
 // The L, a, b and chroma planes of `outer` contiguous [3, plane] images.
 template <typename T>
 void lab_chroma_planes(const T* rgb, T* out, int64_t outer, int64_t plane) {
-  parallel_runs(outer, plane, plane, [&](int64_t m, int64_t j, int64_t n) {
-    const T* src = rgb + m * 3 * plane + j;
-    T* dst = out + m * 4 * plane + j;
-    lab_chroma_run(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
-                   dst + 3 * plane, n);
+  const PixelStrides in{3 * plane, plane, 1}, planes{4 * plane, plane, 1};
+  parallel_chunks(outer, plane, [&](int64_t m, int64_t j, int64_t n) {
+    lab_chroma_chunk(rgb + in.offset(m, j), in, out + planes.offset(m, j), planes, n);
   });
 }
 
