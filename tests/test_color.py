@@ -107,12 +107,17 @@ def random_lab_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 # ---- delta_e2000
 
 
+def _sharma_pairs(backend, device, dtype):
+    """Sharma et al.'s pairs and their ΔE00 on the backend (float64, on the CPU)."""
+    lab1 = torch.tensor(SHARMA_LAB1, dtype=dtype, device=device)
+    lab2 = torch.tensor(SHARMA_LAB2, dtype=dtype, device=device)
+    return lab1, lab2, F.delta_e2000(lab1, lab2, dim=-1, backend=backend).double().cpu()
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_delta_e2000_sharma_pairs(backend, device, dtype):
-    lab1 = torch.tensor(SHARMA_LAB1, dtype=dtype, device=device)
-    lab2 = torch.tensor(SHARMA_LAB2, dtype=dtype, device=device)
-    de = F.delta_e2000(lab1, lab2, dim=-1, backend=backend).double().cpu()
+    lab1, lab2, de = _sharma_pairs(backend, device, dtype)
     # Published to 4 decimals: within 5e-5 of them, whatever the precision.
     torch.testing.assert_close(de, torch.tensor(SHARMA_DE, dtype=torch.float64), rtol=0, atol=1e-4)
     swapped = F.delta_e2000(lab2, lab1, dim=-1, backend=backend).double().cpu()
@@ -123,9 +128,7 @@ def test_delta_e2000_sharma_pairs(backend, device, dtype):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_delta_e2000_sharma_pairs_match_colour_science(backend, device, dtype):
-    lab1 = torch.tensor(SHARMA_LAB1, dtype=dtype, device=device)
-    lab2 = torch.tensor(SHARMA_LAB2, dtype=dtype, device=device)
-    de = F.delta_e2000(lab1, lab2, dim=-1, backend=backend).double().cpu()
+    lab1, lab2, de = _sharma_pairs(backend, device, dtype)
     expected = colour.difference.delta_E_CIE2000(
         lab1.double().cpu().numpy(), lab2.double().cpu().numpy()
     )

@@ -2,8 +2,10 @@
 
 ``rgb_to_lab`` matches ``skimage.color.rgb2lab`` (D65, 2° observer); ``delta_e2000`` follows
 Sharma, Wu and Dalal (2005) and matches ``colour.difference.delta_E_CIE2000``, except that pairs
-exactly on the 180° hue boundary take Sharma's published values. ``color_variance`` is, per
-image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in CV-PIRE)::
+exactly on the 180° hue boundary take Sharma's published values, and that pairs near it land on
+the side that exact arithmetic puts them (colour-science's hue angles can round across it).
+``color_variance`` is, per image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in
+CV-PIRE)::
 
     cV(p) = sqrt( Σ_{q ∈ N(p)} (g(q - p) · ΔE00(Lab(p), Lab(q)))² / |N(p)| )
 
@@ -117,7 +119,9 @@ def color_variance(
             skips it (in a CUDA graph, or where the values were checked before).
         backend: "auto", "cuda", "triton", "cpu" or "torch".
 
-    Returns [B, 1, H, W] (or [1, H, W]) in rgb's dtype. Not differentiable.
+    Returns [B, 1, H, W] (or [1, H, W]) in rgb's dtype: empty where rgb is, 0 for a pixel
+    without neighbours (a 1x1 image), exactly 0 wherever the window is one colour. Not
+    differentiable.
     """
     check_float(rgb, "rgb")
     if rgb.dim() not in (3, 4) or rgb.shape[-3] != 3:
