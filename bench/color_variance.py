@@ -16,11 +16,16 @@ FLOPS_PER_PAIR operations a pair (special functions as one each).
 delta_e2000 elementwise on 10^6 random Lab pairs: ours against colour-science and
 scikit-image (skimage.color.deltaE_ciede2000), in pairs/s.
 
+Layouts ("layout" rows, one thread): delta_e2000 on the same 10^6 float32 pairs as an [N, 3]
+colour list (dim=-1) and planar [1, 3, N]; rgb_to_lab on 16x3x256x256 float32 planar, channels
+last, and [16, 256, 256, 3] (dim=-1). Every layout should reach the same vectorised loop.
+
 Rows are appended to bench/results/color_variance.csv.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -177,12 +182,15 @@ def kernel_rows(image: np.ndarray, batch: int, k: int, anchors: bool) -> list[di
     return out.rows
 
 
+def random_lab(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack(
+        [rng.uniform(0, 100, n), rng.uniform(-100, 100, n), rng.uniform(-100, 100, n)], -1
+    )
+
+
 def delta_e2000_rows(n: int = 1_000_000) -> list[dict]:
-    rng = np.random.default_rng(0)
-    lab = [
-        np.stack([rng.uniform(0, 100, n), rng.uniform(-100, 100, n), rng.uniform(-100, 100, n)], -1)
-        for _ in range(2)
-    ]
+    lab = [random_lab(n, seed) for seed in (0, 1)]
     cpu = torch.device("cpu")
     cases = [
         ("colour-science", cpu, lambda: colour.difference.delta_E_CIE2000(*lab)),
@@ -216,13 +224,53 @@ def delta_e2000_rows(n: int = 1_000_000) -> list[dict]:
     return rows
 
 
+def layout_rows(n: int = 1_000_000) -> list[dict]:
+    """One thread: the elementwise ops in planar and interleaved layouts."""
+    x, y = (torch.from_numpy(random_lab(n, seed)).float() for seed in (0, 1))
+    rgb = torch.rand(16, 3, 256, 256)
+    xp, yp = x.T.contiguous()[None], y.T.contiguous()[None]
+    pairs = {
+        "[N, 3] dim=-1": lambda: F.delta_e2000(x, y, dim=-1, backend="cpu"),
+        "[1, 3, N] dim=1": lambda: F.delta_e2000(xp, yp, dim=1, backend="cpu"),
+    }
+    planar, last = rgb.contiguous(), rgb.contiguous(memory_format=torch.channels_last)
+    hwc = rgb.permute(0, 2, 3, 1).contiguous()
+    images = {
+        "planar": lambda: F.rgb_to_lab(planar, validate=False, backend="cpu"),
+        "channels last": lambda: F.rgb_to_lab(last, validate=False, backend="cpu"),
+        "[B, H, W, 3] dim=-1": lambda: F.rgb_to_lab(hwc, dim=-1, validate=False, backend="cpu"),
+    }
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = []
+        for op, shape, unit_count, cases in (
+            ("delta_e2000", (n, 3), n, pairs),
+            ("rgb_to_lab", tuple(rgb.shape), rgb.numel() // 3, images),
+        ):
+            for layout, fn in cases.items():
+                times = time_ms(fn, cpu)
+                rows.append(
+                    row(op, "cpu", shape, torch.float32, times, unit_count / (times[0] * 1e-3),
+                        "pixels/s", note=f"layout {layout}, 1 thread", device=cpu)
+                )  # fmt: skip
+        return rows
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layouts-only", action="store_true", help="the layout rows alone")
+    args = parser.parse_args()
     rows = []
-    for k in KERNEL_SIZES:
-        rows += kernel_rows(astronaut_tiled(1, 2), 1, k, anchors=True)
-    for k in KERNEL_SIZES:
-        rows += kernel_rows(astronaut_tiled(2, 4), 8, k, anchors=False)
-    rows += delta_e2000_rows()
+    if not args.layouts_only:
+        for k in KERNEL_SIZES:
+            rows += kernel_rows(astronaut_tiled(1, 2), 1, k, anchors=True)
+        for k in KERNEL_SIZES:
+            rows += kernel_rows(astronaut_tiled(2, 4), 8, k, anchors=False)
+        rows += delta_e2000_rows()
+    rows += layout_rows()
     append_rows("color_variance", rows)
 
 

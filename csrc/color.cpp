@@ -18,8 +18,17 @@ TORCH_LIBRARY_FRAGMENT(fastadv, m) {
 
 at::Tensor color_pixels_operand(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.dim() == 3 && t.size(1) == 3, what, " must be [M, 3, P], got shape ", t.sizes());
-  return t.to(compute_scalar_type(t.scalar_type(), what)).contiguous();
+  return t.to(compute_scalar_type(t.scalar_type(), what));
 }
+
+namespace {
+
+PixelStrides pixel_strides(const at::Tensor& t) {
+  if (t.dim() == 2) return {t.stride(0), 0, t.stride(1)};
+  return {t.stride(0), t.stride(1), t.stride(2)};
+}
+
+}  // namespace
 
 ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* in2,
                                        at::Tensor& out, double kl, double kc, double kh) {
@@ -33,8 +42,13 @@ ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* 
   }
   ColorPixelsArgs a{};
   a.in1 = in1.data_ptr();
-  a.in2 = in2 != nullptr ? in2->data_ptr() : nullptr;
+  a.in1_strides = pixel_strides(in1);
+  if (in2 != nullptr) {
+    a.in2 = in2->data_ptr();
+    a.in2_strides = pixel_strides(*in2);
+  }
   a.out = out.data_ptr();
+  a.out_strides = pixel_strides(out);
   a.is_double = in1.scalar_type() == at::kDouble;
   a.outer = in1.size(0);
   a.inner = in1.size(2);
@@ -66,7 +80,7 @@ ColorVarianceCall::ColorVarianceCall(const at::Tensor& input, int64_t kernel_siz
 }
 
 at::Tensor ColorVarianceCall::result(bool normalize, at::ScalarType dtype) const {
-  if (!normalize) return out.to(dtype);
+  if (!normalize || out.numel() == 0) return out.to(dtype);
   const at::Tensor peak = out.amax({1, 2, 3}, /*keepdim=*/true);
   return at::where(peak > 0, out / peak, at::zeros_like(out)).to(dtype);
 }

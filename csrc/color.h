@@ -11,9 +11,11 @@ namespace fastadv {
 // compiled kernels compute in float or double: half inputs are converted to float32 here and
 // results converted back by the caller. The tensors must outlive the kernels (raw pointers).
 
-// rgb_to_lab / delta_e2000 operand: [M, 3, P], as the compute type, contiguous.
+// rgb_to_lab / delta_e2000 operand: [M, 3, P] in the compute type, any strides (a view where the
+// type is already the compute type).
 at::Tensor color_pixels_operand(const at::Tensor& t, const char* what);
 
+// in2 (delta_e2000's second operand) may be null; out is [M, 3, P] (rgb_to_lab) or [M, P].
 ColorPixelsArgs make_color_pixels_args(const at::Tensor& in1, const at::Tensor* in2,
                                        at::Tensor& out, double kl, double kc, double kh);
 
@@ -25,7 +27,7 @@ struct ColorVarianceCall {
 
   ColorVarianceCall(const at::Tensor& input, int64_t kernel_size, double sigma);
   // The map as returned: normalised by each image's maximum when asked (an all-zero image
-  // stays zero), in `dtype`.
+  // stays zero), in `dtype`. An empty map is returned as it is.
   at::Tensor result(bool normalize, at::ScalarType dtype) const;
 };
 

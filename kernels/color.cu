@@ -6,7 +6,8 @@
 // shared memory. Each unordered pair inside the tile is computed once, by the thread of its first
 // pixel, and added to both ends (shared-memory atomics); a pair that leaves the tile is computed by
 // each of the two tiles it joins, for its own pixel only. Border pairs are a small share
-// (~2(k-1)/16 of the tile's pairs at k = 3), so the tiles need no halo exchange.
+// (~2(k-1)/16 of the tile's pairs at k = 3), so the tiles need no halo exchange. Flat regions
+// give exact zeros on both paths: delta_e2000_squared cancels exactly, whatever ptxas contracts.
 #include "kernels/color_launch.h"
 #include "kernels/cuda_utils.cuh"
 
@@ -21,15 +22,25 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) rgb_to_lab_kernel(ColorPixelsArgs a) {
   const T* rgb = static_cast<const T*>(a.in1);
   T* lab = static_cast<T*>(a.out);
+  const PixelStrides in = a.in1_strides, out = a.out_strides;
   const int64_t p = a.inner, n = a.outer * p;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t base = (i / p) * 3 * p + i % p;
-    const Lab<T> v = rgb_to_lab(rgb[base], rgb[base + p], rgb[base + 2 * p]);
-    lab[base] = v.L;
-    lab[base + p] = v.a;
-    lab[base + 2 * p] = v.b;
+    const int64_t m = i / p, j = i % p;
+    const T* src = rgb + in.offset(m, j);
+    const Lab<T> v = rgb_to_lab(src[0], src[in.channel], src[2 * in.channel]);
+    T* dst = lab + out.offset(m, j);
+    dst[0] = v.L;
+    dst[out.channel] = v.a;
+    dst[2 * out.channel] = v.b;
   }
+}
+
+template <typename T>
+__device__ __forceinline__ Lab<T> load_pixel(const T* base, const PixelStrides& s, int64_t m,
+                                             int64_t j) {
+  const T* src = base + s.offset(m, j);
+  return {src[0], src[s.channel], src[2 * s.channel]};
 }
 
 template <typename T>
@@ -41,10 +52,10 @@ __global__ void __launch_bounds__(kThreads) delta_e2000_kernel(ColorPixelsArgs a
   const int64_t p = a.inner, n = a.outer * p;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t base = (i / p) * 3 * p + i % p;
-    const Lab<T> u{x[base], x[base + p], x[base + 2 * p]};
-    const Lab<T> v{y[base], y[base + p], y[base + 2 * p]};
-    out[i] = delta_e2000(u, v, inv_kl, inv_kc, inv_kh);
+    const int64_t m = i / p, j = i % p;
+    out[a.out_strides.offset(m, j)] =
+        delta_e2000(load_pixel(x, a.in1_strides, m, j), load_pixel(y, a.in2_strides, m, j), inv_kl,
+                    inv_kc, inv_kh);
   }
 }
 
@@ -75,12 +86,11 @@ __device__ __forceinline__ LabC<T> load_lab(const T* __restrict__ lab, int64_t p
   return {lab[i], lab[i + plane], lab[i + 2 * plane], lab[i + 3 * plane]};
 }
 
+// The map of one 32 x 16 tile of one image, from (y0, x0).
 template <typename T>
-__global__ void __launch_bounds__(kTileW* kBlockRows) color_variance_kernel(ColorVarianceArgs a) {
-  __shared__ TileLab<T> tile;
+__device__ __forceinline__ void color_variance_tile(const ColorVarianceArgs& a, TileLab<T>& tile,
+                                                    const T* lab, T* out, int64_t y0, int64_t x0) {
   const int64_t h = a.height, w = a.width, plane = h * w;
-  const T* __restrict__ lab = static_cast<const T*>(a.lab) + blockIdx.z * 4 * plane;
-  const int64_t y0 = int64_t(blockIdx.y) * kTileH, x0 = int64_t(blockIdx.x) * kTileW;
   const int tx = threadIdx.x;
   const int r = a.radius;
   const T sigma = static_cast<T>(a.sigma);
@@ -132,13 +142,28 @@ __global__ void __launch_bounds__(kTileW* kBlockRows) color_variance_kernel(Colo
   }
   __syncthreads();
 
-  T* out = static_cast<T*>(a.out) + blockIdx.z * plane;
   for (int ty = threadIdx.y; ty < kTileH; ty += kBlockRows) {
     const int64_t y = y0 + ty, x = x0 + tx;
     if (y < h && x < w) {
       const int64_t neighbours = window_extent(y, h, r) * window_extent(x, w, r) - 1;
       out[y * w + x] = color_variance_value(tile.sum[ty][tx], neighbours);
     }
+  }
+  __syncthreads();  // before the block's next tile overwrites this one's shared memory
+}
+
+// The tiles of all images in one dimension of the grid (gridDim.y and z stop at 65535), a
+// block-stride loop over them beyond its 2^31 - 1 blocks.
+template <typename T>
+__global__ void __launch_bounds__(kTileW* kBlockRows) color_variance_kernel(ColorVarianceArgs a) {
+  __shared__ TileLab<T> tile;
+  const int64_t plane = a.height * a.width;
+  const int64_t tiles_x = (a.width + kTileW - 1) / kTileW;
+  const int64_t tiles = tiles_x * ((a.height + kTileH - 1) / kTileH);
+  for (int64_t t = blockIdx.x; t < a.batch * tiles; t += gridDim.x) {
+    const int64_t image = t / tiles, tile_y = t % tiles / tiles_x, tile_x = t % tiles_x;
+    color_variance_tile(a, tile, static_cast<const T*>(a.lab) + image * 4 * plane,
+                        static_cast<T*>(a.out) + image * plane, tile_y * kTileH, tile_x * kTileW);
   }
 }
 
@@ -167,13 +192,12 @@ cudaError_t launch_delta_e2000(const ColorPixelsArgs& args, cudaStream_t stream)
 cudaError_t launch_color_variance(const ColorVarianceArgs& args, cudaStream_t stream) {
   const int64_t n = args.batch * args.height * args.width;
   if (n == 0) return cudaSuccess;
-  if (args.batch > 65535) return cudaErrorInvalidConfiguration;  // gridDim.z
+  const int64_t tiles =
+      args.batch * ((args.width + kTileW - 1) / kTileW) * ((args.height + kTileH - 1) / kTileH);
   return dispatch_compute(args.is_double, [&](auto tag) {
     using T = decltype(tag);
     lab_planes_kernel<T><<<blocks_for(n, kThreads, kMaxBlocks), kThreads, 0, stream>>>(args);
-    const dim3 grid((args.width + kTileW - 1) / kTileW, (args.height + kTileH - 1) / kTileH,
-                    args.batch);
-    color_variance_kernel<T><<<grid, dim3(kTileW, kBlockRows), 0, stream>>>(args);
+    color_variance_kernel<T><<<blocks_for(tiles, 1), dim3(kTileW, kBlockRows), 0, stream>>>(args);
     return cudaGetLastError();
   });
 }

@@ -26,6 +26,10 @@ FASTADV_HD_INLINE double m_exp(double v) { return exp(v); }
 FASTADV_HD_INLINE double m_atan2(double y, double x) { return atan2(y, x); }
 FASTADV_HD_INLINE double m_pow(double v, double e) { return pow(v, e); }
 FASTADV_HD_INLINE double m_cbrt(double v) { return cbrt(v); }
+FASTADV_HD_INLINE double m_fma(double a, double b, double c) { return fma(a, b, c); }
+#if defined(__CUDA_ARCH__)
+FASTADV_HD_INLINE float m_fma(float a, float b, float c) { return fmaf(a, b, c); }
+#endif
 
 // atan(t) for t in [0, 1]: Cephes' rational approximation (double precision in double; the
 // Triton kernels use it too, having no atan of their own).
@@ -243,29 +247,57 @@ FASTADV_HD_INLINE T hue_weighting(T c1, T s1) {
 // half an ulp (2.7e-7 rad) of error, and S_H turns that into 1e-4 of ΔE for saturated colours.
 //  - Δh' is the signed smaller angle from v1 to v2, so its sign is that of cross(v1, v2). On the
 //    180° boundary (v1, v2 exactly opposite) Sharma's published values take Δh' = h'2 - h'1
-//    unwrapped: +180° when h'1 < 180°. Exactness is tested on the two products, not on their
-//    difference, which a fused multiply-add could leave non-zero.
+//    unwrapped: +180° when h'1 < 180°.
 //  - h̄' bisects that smaller arc, so it points along u1 + u2 (u = v / C'), accurately so while
 //    the hues are within 90°; further apart, along u2 - u1 turned by -90° times the sign of Δh'.
 //  - When C'1 C'2 = 0, Δh' = 0 and h̄' = h'1 + h'2: the hue of the chromatic colour, v1 + v2
 //    (0 for two greys).
 template <typename T>
 struct HueGeometry {
-  T turn;          // the sign of Δh' (±1)
   T cos_h, sin_h;  // the direction of h̄'
   T mean_h;        // h̄' in degrees, [0, 360)
 };
 
+// The sign of a1 b2 - b1 a2, exactly: rounding is monotonic, so where the rounded products differ
+// their order is the exact one; where they are equal, the exact products differ by their rounding
+// errors, which a fused multiply-add gives exactly. Returns ±1, or 0 for an exact 0.
 template <typename T>
-FASTADV_HD_INLINE T hue_turn(T a1p, T b1, T a2p, T b2) {
-  const T p = a1p * b2, q = b1 * a2p;
+FASTADV_HD_INLINE T cross_sign_by_fma(T a1, T b1, T a2, T b2) {
+  const T p = a1 * b2, q = b1 * a2;
   if (p != q) return p > q ? T(1) : T(-1);
-  return b1 > T(0) || (b1 == T(0) && a1p > T(0)) ? T(1) : T(-1);  // h'1 < 180°
+  const T d = m_fma(a1, b2, -p) - m_fma(b1, a2, -q);
+  return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+}
+
+FASTADV_HD_INLINE double cross_sign(double a1, double b1, double a2, double b2) {
+  return cross_sign_by_fma(a1, b1, a2, b2);
+}
+
+FASTADV_HD_INLINE float cross_sign(float a1, float b1, float a2, float b2) {
+#if defined(__CUDA_ARCH__)
+  return cross_sign_by_fma(a1, b1, a2, b2);
+#else
+  // float products are exact in double, and one rounding of their difference keeps its sign
+  // (and vectorises, where a call to fmaf in the SSE2 and AVX2 loops would not)
+  const double d = double(a1) * double(b2) - double(b1) * double(a2);
+  return d > 0 ? 1.f : (d < 0 ? -1.f : 0.f);
+#endif
+}
+
+// The sign of Δh' (±1) from the Lab a and b of the two colours. a' = (1 + G) a scales both
+// vectors alike, so the sign of cross(v1, v2) is that of the unscaled a1 b2 - b1 a2, taken exactly:
+// near the 180° discontinuity the G-scaled products round by as much as their difference, and
+// the side, which moves h̄' by 180°, would be a coin toss.
+template <typename T>
+FASTADV_HD_INLINE T hue_turn(T a1, T b1, T a2, T b2) {
+  const T s = cross_sign(a1, b1, a2, b2);
+  if (s != T(0)) return s;
+  return b1 > T(0) || (b1 == T(0) && a1 > T(0)) ? T(1) : T(-1);  // h'1 < 180°
 }
 
 template <typename T>
-FASTADV_HD_INLINE HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot) {
-  const T turn = hue_turn(a1p, b1, a2p, b2);
+FASTADV_HD_INLINE HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T c2p, T dot,
+                                              T turn) {
   T x = a1p + a2p, y = b1 + b2;
   if (c1p * c2p != T(0)) {
     const T inv1 = T(1) / c1p, inv2 = T(1) / c2p;
@@ -274,9 +306,9 @@ FASTADV_HD_INLINE HueGeometry<T> hue_geometry(T a1p, T b1, T c1p, T a2p, T b2, T
     y = dot >= T(0) ? u1y + u2y : turn * (u1x - u2x);
   }
   const T norm = m_sqrt(x * x + y * y);
-  if (norm == T(0)) return {turn, T(1), T(0), T(0)};
+  if (norm == T(0)) return {T(1), T(0), T(0)};
   const T inv_norm = T(1) / norm;
-  return {turn, x * inv_norm, y * inv_norm, hue_degrees(y, x)};
+  return {x * inv_norm, y * inv_norm, hue_degrees(y, x)};
 }
 
 // ΔH' = 2 sqrt(C'1 C'2) sin(Δh'/2) from the vectors too. With R = C'1 C'2, sin(Δh'/2) =
@@ -290,24 +322,30 @@ FASTADV_HD_INLINE T delta_hue_term(T cc, T cross, T dot, T turn) {
 }
 
 // ΔE00² between two colours (the colour-variance map sums squares; delta_e2000 takes the root).
-// inv_k* are 1/k_L, 1/k_C, 1/k_H.
+// inv_k* are 1/k_L, 1/k_C, 1/k_H. Identical colours give exactly 0 however a compiler contracts
+// products and sums into fused multiply-adds (and contracts differently in different copies of
+// this code, as CUDA's in-tile and out-of-tile pairs are): the differences that must cancel are
+// formed before any product, so that they are exact zeros.
 template <typename T>
 FASTADV_HD_INLINE T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T inv_kl, T inv_kc,
                                         T inv_kh) {
   const T g = T(0.5) * (T(1) - chroma_ratio((p.c + q.c) * T(0.5)));
   const T a1p = (T(1) + g) * p.a, a2p = (T(1) + g) * q.a;
   const T c1p = m_sqrt(a1p * a1p + p.b * p.b), c2p = m_sqrt(a2p * a2p + q.b * q.b);
-  const T cc = c1p * c2p;
+  const T cc = c1p * c2p, c_sum = c1p + c2p;
   const T dot = a1p * a2p + p.b * q.b;
-  const HueGeometry<T> hue = hue_geometry(a1p, p.b, c1p, a2p, q.b, c2p, dot);
+  const T da = a2p - a1p, db = q.b - p.b;
+  const T turn = hue_turn(p.a, p.b, q.a, q.b);
+  const HueGeometry<T> hue = hue_geometry(a1p, p.b, c1p, a2p, q.b, c2p, dot, turn);
 
   const T d_l = q.L - p.L;
-  const T d_c = c2p - c1p;
-  const T d_h = delta_hue_term(cc, a1p * q.b - p.b * a2p, dot, hue.turn);
+  // C'2 - C'1 = (C'2² - C'1²) / (C'1 + C'2), and a1p b2 - b1 a2p, from the differences
+  const T d_c = c_sum > T(0) ? (da * (a2p + a1p) + db * (q.b + p.b)) / c_sum : T(0);
+  const T d_h = delta_hue_term(cc, a1p * db - p.b * da, dot, turn);
 
   const T l_bar_50 = (p.L + q.L) * T(0.5) - T(50);
   const T l_bar_50_sq = l_bar_50 * l_bar_50;
-  const T c_bar_p = (c1p + c2p) * T(0.5);
+  const T c_bar_p = c_sum * T(0.5);
   const T s_l = T(1) + T(0.015) * l_bar_50_sq / m_sqrt(T(20) + l_bar_50_sq);
   const T s_c = T(1) + T(0.045) * c_bar_p;
   const T s_h = T(1) + T(0.015) * c_bar_p * hue_weighting(hue.cos_h, hue.sin_h);
@@ -321,10 +359,19 @@ FASTADV_HD_INLINE T delta_e2000_squared(const LabC<T>& p, const LabC<T>& q, T in
   return sq > T(0) ? sq : T(0);  // never negative in exact arithmetic (|R_T| <= 2)
 }
 
+// False for a NaN or infinite component (x - x is NaN for both).
+template <typename T>
+FASTADV_HD_INLINE bool is_finite(const Lab<T>& v) {
+  return v.L - v.L == T(0) && v.a - v.a == T(0) && v.b - v.b == T(0);
+}
+
+// ΔE00, NaN where a component is NaN or infinite (rather than the 0 of identical colours that
+// the clamp above would make of a NaN).
 template <typename T>
 FASTADV_HD_INLINE T delta_e2000(const Lab<T>& p, const Lab<T>& q, T inv_kl, T inv_kc, T inv_kh) {
-  return m_sqrt(delta_e2000_squared(with_chroma(p.L, p.a, p.b), with_chroma(q.L, q.a, q.b), inv_kl,
-                                    inv_kc, inv_kh));
+  const T e = m_sqrt(delta_e2000_squared(with_chroma(p.L, p.a, p.b), with_chroma(q.L, q.a, q.b),
+                                         inv_kl, inv_kc, inv_kh));
+  return is_finite(p) && is_finite(q) ? e : T(NAN);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,12 +430,22 @@ struct ColorVarianceArgs {
   double sigma;
 };
 
-// rgb_to_lab and delta_e2000 launches: operands [M, 3, P] contiguous in the compute type,
-// elementwise over the M * P pixels (delta_e2000 writes [M, P]).
+// Element strides of an [M, 3, P] operand of rgb_to_lab and delta_e2000 (of its [M, P] result:
+// channel unused). Any layout: planar images ([B, 3, H, W]), interleaved ones (channels last,
+// [N, 3] colour lists folded to [1, 3, N]: inner stride 3, channel stride 1), and views.
+struct PixelStrides {
+  int64_t outer, channel, inner;
+
+  FASTADV_HD int64_t offset(int64_t m, int64_t j) const { return m * outer + j * inner; }
+};
+
+// rgb_to_lab and delta_e2000 launches: elementwise over the M * P pixels of [M, 3, P] operands in
+// the compute type (float or double); delta_e2000 writes [M, P].
 struct ColorPixelsArgs {
   const void* in1;
   const void* in2;  // delta_e2000 only
   void* out;
+  PixelStrides in1_strides, in2_strides, out_strides;
   bool is_double;
   int64_t outer, inner;  // M and P
   double kl, kc, kh;     // delta_e2000 only

@@ -1,21 +1,41 @@
 """rgb_to_lab, delta_e2000 and color_variance on every backend, against scikit-image,
-colour-science, Sharma et al.'s published CIEDE2000 test data and a direct port of the
-colour-variance definition."""
+colour-science, Sharma et al.'s published CIEDE2000 test data, a direct port of the
+colour-variance definition and exact rational arithmetic (the side of the 180° hue
+discontinuity). scikit-image and colour-science are optional: without them (as on a GPU machine
+that lacks them) only the comparisons with them skip."""
 
 import functools
+import json
 import math
+import os
+import re
+import subprocess
+import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import fastadv
 import fastadv.ops as F
-from _backends import DEVICE, compiled_backends
+from _backends import DEVICE, GPU, compiled_backends
 from fastadv.reference.color import normalize_by_max
 
-colour = pytest.importorskip("colour")
-skimage_color = pytest.importorskip("skimage.color")
-skimage_data = pytest.importorskip("skimage.data")
+try:
+    import colour
+except ImportError:
+    colour = None
+try:
+    from skimage import color as skimage_color
+    from skimage import data as skimage_data
+except ImportError:
+    skimage_color = skimage_data = None
+
+needs_colour = pytest.mark.skipif(colour is None, reason="colour-science is not installed")
+needs_skimage = pytest.mark.skipif(skimage_color is None, reason="scikit-image is not installed")
 
 ALL_BACKENDS = [pytest.param("torch", DEVICE, id="torch"), *compiled_backends()]
 ATOL = {torch.float32: 1e-4, torch.float64: 1e-9}
@@ -61,6 +81,10 @@ def _on(device, *tensors):
     return [t.to(device) for t in tensors]
 
 
+def _interpreted(backend, device) -> bool:
+    return backend == "triton" and device.type == "cpu"
+
+
 def random_lab_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Uniform Lab pairs with greys (a = b = 0: C' = 0), one-grey pairs and pure-axis hues
     mixed in."""
@@ -83,16 +107,28 @@ def random_lab_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 # ---- delta_e2000
 
 
+def _sharma_pairs(backend, device, dtype):
+    """Sharma et al.'s pairs and their ΔE00 on the backend (float64, on the CPU)."""
+    lab1 = torch.tensor(SHARMA_LAB1, dtype=dtype, device=device)
+    lab2 = torch.tensor(SHARMA_LAB2, dtype=dtype, device=device)
+    return lab1, lab2, F.delta_e2000(lab1, lab2, dim=-1, backend=backend).double().cpu()
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_delta_e2000_sharma_pairs(backend, device, dtype):
-    lab1 = torch.tensor(SHARMA_LAB1, dtype=dtype, device=device)
-    lab2 = torch.tensor(SHARMA_LAB2, dtype=dtype, device=device)
-    de = F.delta_e2000(lab1, lab2, dim=-1, backend=backend).double().cpu()
+    lab1, lab2, de = _sharma_pairs(backend, device, dtype)
     # Published to 4 decimals: within 5e-5 of them, whatever the precision.
     torch.testing.assert_close(de, torch.tensor(SHARMA_DE, dtype=torch.float64), rtol=0, atol=1e-4)
     swapped = F.delta_e2000(lab2, lab1, dim=-1, backend=backend).double().cpu()
     torch.testing.assert_close(swapped, de, rtol=0, atol=ATOL[dtype])
+
+
+@needs_colour
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_delta_e2000_sharma_pairs_match_colour_science(backend, device, dtype):
+    lab1, lab2, de = _sharma_pairs(backend, device, dtype)
     expected = colour.difference.delta_E_CIE2000(
         lab1.double().cpu().numpy(), lab2.double().cpu().numpy()
     )
@@ -100,11 +136,11 @@ def test_delta_e2000_sharma_pairs(backend, device, dtype):
     np.testing.assert_allclose(de.numpy()[keep], expected[keep], rtol=0, atol=ATOL[dtype])
 
 
+@needs_colour
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_delta_e2000_random_pairs(backend, device, dtype):
-    interpreted = backend == "triton" and device.type == "cpu"
-    lab1, lab2 = random_lab_pairs(1000 if interpreted else 100_000)
+    lab1, lab2 = random_lab_pairs(1000 if _interpreted(backend, device) else 100_000)
     x = torch.from_numpy(lab1).to(dtype)
     y = torch.from_numpy(lab2).to(dtype)
     expected = colour.difference.delta_E_CIE2000(x.double().numpy(), y.double().numpy())
@@ -114,6 +150,7 @@ def test_delta_e2000_random_pairs(backend, device, dtype):
     np.testing.assert_allclose(de.double().cpu().numpy(), expected, rtol=0, atol=ATOL[dtype])
 
 
+@needs_colour
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_delta_e2000_opposite_hues(backend, device):
     """Exactly opposite chroma vectors lie on the 180° boundary, where colour-science's result
@@ -139,6 +176,7 @@ def test_delta_e2000_opposite_hues(backend, device):
     np.testing.assert_allclose(de.numpy(), limit, rtol=0, atol=1e-3)
 
 
+@needs_colour
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_delta_e2000_images_and_weights(backend, device):
     lab1, lab2 = random_lab_pairs(2 * 5 * 7, seed=1)
@@ -148,6 +186,186 @@ def test_delta_e2000_images_and_weights(backend, device):
     x, y = _on(device, x, y)
     de = F.delta_e2000(x, y, kL=2.0, backend=backend)
     np.testing.assert_allclose(de.cpu().numpy(), expected, rtol=0, atol=1e-9)
+
+
+# ---- the side of the 180° hue discontinuity
+
+
+def pairs_near_discontinuity(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Lab pairs whose chroma vectors are within 1e-6° of opposite: half turned from opposite by
+    a log-uniform angle of 1e-16° to 1e-6°, half opposite up to the rounding of the inputs and
+    then one component moved by up to two ulps. Chroma 5 to 100 and 0.3 to 3 times that."""
+    rng = np.random.default_rng(seed)
+    c1, h1, k = rng.uniform(5, 100, n), rng.uniform(0, 2 * np.pi, n), rng.uniform(0.3, 3, n)
+    turn = rng.choice([-1.0, 1.0], n) * np.radians(10.0 ** rng.uniform(-16, -6, n))
+    lab1 = np.stack([rng.uniform(0, 100, n), c1 * np.cos(h1), c1 * np.sin(h1)], -1)
+    lab2 = np.stack(
+        [
+            rng.uniform(0, 100, n),
+            k * c1 * np.cos(h1 + np.pi + turn),
+            k * c1 * np.sin(h1 + np.pi + turn),
+        ],
+        -1,
+    )
+    half = slice(n // 2, n)
+    lab2[half, 1:] = -k[half, None] * lab1[half, 1:]
+    a2 = lab2[half, 1]
+    lab2[half, 1] = a2 + rng.integers(-2, 3, a2.shape) * np.spacing(a2)
+    return lab1, lab2
+
+
+def exact_sides(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """The sign of Δh' (of a1 b2 - b1 a2: (1 + G) scales a1 and a2 alike) in rational arithmetic
+    on the float values; 0 for exactly opposite vectors."""
+    sides = []
+    for (_, a1, b1), (_, a2, b2) in zip(lab1.tolist(), lab2.tolist(), strict=True):
+        cross = Fraction(a1) * Fraction(b2) - Fraction(b1) * Fraction(a2)
+        sides.append((cross > 0) - (cross < 0))
+    return np.array(sides)
+
+
+def sharma_on_side(lab1: np.ndarray, lab2: np.ndarray, side: int) -> np.ndarray:
+    """ΔE00 by Sharma et al.'s formulas in float64 with the sign of Δh' forced to `side` (±1):
+    each side's branch continued across the discontinuity, which it is smooth across."""
+    (l1, a1, b1), (l2, a2, b2) = lab1.T, lab2.T
+    c_bar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - np.sqrt(c_bar**7 / (c_bar**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1, h2 = np.arctan2(b1, a1p), np.arctan2(b2, a2p)
+    dh = (h2 - h1) % (2 * np.pi)
+    dh = dh if side > 0 else dh - 2 * np.pi
+    h_bar = h1 + dh / 2
+    d_h = 2 * np.sqrt(c1p * c2p) * np.sin(dh / 2)
+    c_bar_p, l_bar_50_sq = (c1p + c2p) / 2, ((l1 + l2) / 2 - 50) ** 2
+    t = (
+        1
+        - 0.17 * np.cos(h_bar - np.radians(30))
+        + 0.24 * np.cos(2 * h_bar)
+        + 0.32 * np.cos(3 * h_bar + np.radians(6))
+        - 0.20 * np.cos(4 * h_bar - np.radians(63))
+    )
+    d_theta = np.radians(30) * np.exp(-(((np.degrees(h_bar) % 360 - 275) / 25) ** 2))
+    r_t = -2 * np.sqrt(c_bar_p**7 / (c_bar_p**7 + 25.0**7)) * np.sin(2 * d_theta)
+    tl = (l2 - l1) / (1 + 0.015 * l_bar_50_sq / np.sqrt(20 + l_bar_50_sq))
+    tc = (c2p - c1p) / (1 + 0.045 * c_bar_p)
+    th = d_h / (1 + 0.015 * c_bar_p * t)
+    return np.sqrt(tl**2 + tc**2 + th**2 + r_t * tc * th)
+
+
+def sides_taken(de, lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """The side (±1) each ΔE00 of `de` was computed on: the nearer of the two branches; 0 where
+    they are less than 0.01 apart (or `de` lies in neither's 0.0025)."""
+    plus, minus = sharma_on_side(lab1, lab2, 1), sharma_on_side(lab1, lab2, -1)
+    de = np.asarray(de, dtype=np.float64)
+    side = np.where(np.abs(de - plus) < np.abs(de - minus), 1, -1)
+    near = np.minimum(np.abs(de - plus), np.abs(de - minus)) < 0.0025
+    return np.where((np.abs(plus - minus) > 0.01) & near, side, 0)
+
+
+def wrong_sides(de, lab1: np.ndarray, lab2: np.ndarray) -> tuple[int, int]:
+    """(pairs on the wrong side, pairs counted): the exactly opposite ones and those whose two
+    branches are too close to tell apart are not counted."""
+    exact, taken = exact_sides(lab1, lab2), sides_taken(de, lab1, lab2)
+    counted = (exact != 0) & (taken != 0)
+    return int((taken != exact)[counted].sum()), int(counted.sum())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_delta_e2000_side_of_the_hue_discontinuity(backend, device, dtype):
+    """Every pair lands on the side that the exact sign of a1 b2 - b1 a2 gives, in float32 as in
+    float64 (judged on the values the backend was given)."""
+    lab1, lab2 = (torch.from_numpy(v).to(dtype) for v in pairs_near_discontinuity(1500))
+    de = F.delta_e2000(*_on(device, lab1, lab2), dim=-1, backend=backend)
+    wrong, counted = wrong_sides(
+        de.double().cpu().numpy(), lab1.double().numpy(), lab2.double().numpy()
+    )
+    assert counted > 0.95 * len(lab1)
+    assert wrong == 0
+
+
+@needs_skimage
+def test_pairs_near_the_discontinuity_are_hard():
+    """The pairs of the test above: scikit-image, which compares hue angles, lands on the wrong
+    side for many of them (2482 of 5009 in issue 14's measurement)."""
+    lab1, lab2 = pairs_near_discontinuity(1500)
+    wrong, counted = wrong_sides(skimage_color.deltaE_ciede2000(lab1, lab2), lab1, lab2)
+    assert wrong > 0.05 * counted
+    lab1, lab2 = lab1.astype(np.float32), lab2.astype(np.float32)
+    wrong, counted = wrong_sides(skimage_color.deltaE_ciede2000(lab1, lab2), lab1, lab2)
+    assert wrong > 0.3 * counted
+
+
+# ---- delta_e2000: NaN, weights, layouts
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # numpy, in interpreted Triton
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_delta_e2000_of_nan_and_infinity_is_nan(backend, device, dtype):
+    lab1, lab2 = (torch.from_numpy(v).to(dtype) for v in random_lab_pairs(40, seed=3))
+    bad = [float("nan"), float("inf"), float("-inf")]
+    for i in range(18):  # each component of either colour, each bad value
+        target = lab1 if i % 2 == 0 else lab2
+        target[i, i // 2 % 3] = bad[i % 3]
+    lab2[30] = lab1[30] = torch.tensor([50.0, float("nan"), 0.0])  # identical, but not colours
+    de = F.delta_e2000(*_on(device, lab1, lab2), dim=-1, backend=backend).cpu()
+    expected = torch.zeros(40, dtype=torch.bool)
+    expected[:18] = expected[30] = True
+    assert torch.equal(de.isnan(), expected)
+    assert torch.isfinite(de[~expected]).all()
+
+
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_delta_e2000_weights_are_exact_in_float64(backend, device):
+    """kL, kC, kH reach the kernels as float64 (not rounded to float32 on the way)."""
+    lab1, lab2 = (torch.from_numpy(v) for v in random_lab_pairs(300, seed=2))
+    weights = (0.1, 1 / 3, 0.7)
+    de = F.delta_e2000(*_on(device, lab1, lab2), *weights, dim=-1, backend=backend).cpu()
+    expected = F.delta_e2000(lab1, lab2, *weights, dim=-1, backend="torch")
+    torch.testing.assert_close(de, expected, rtol=1e-12, atol=1e-12)
+
+
+def _pixel_layouts(pixels: torch.Tensor) -> dict:
+    """[N, 3] pixels (N = 2 * 5 * 7) in other layouts: {name: (tensor, channel dim)}. Each gives
+    the same N results in the same order once flattened."""
+    images = pixels.reshape(2, 5, 7, 3)
+    spaced = torch.zeros(2 * len(pixels), 4, dtype=pixels.dtype, device=pixels.device)
+    spaced[::2, :3] = pixels
+    return {
+        "list": (pixels, -1),
+        "planar list": (pixels.T.contiguous()[None], 1),
+        "channels first": (pixels.T.contiguous(), 0),
+        "images": (images.permute(0, 3, 1, 2).contiguous(), 1),
+        "channels last": (
+            images.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last),
+            1,
+        ),
+        "images, channels last dim": (images, -1),
+        "strided view": (spaced[::2, :3], -1),
+    }
+
+
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_every_layout_gives_the_same_results(backend, device):
+    """Planar, interleaved (channels last, [N, 3] lists) and strided operands: the same values,
+    bit for bit on the compiled backends (one formula whatever the layout), which return
+    rgb_to_lab's result in the layout of its input."""
+    lab1, lab2 = (torch.from_numpy(v).to(device) for v in random_lab_pairs(70, seed=4))
+    rgb = torch.rand(70, 3, dtype=torch.float64, device=device)
+    layouts1, layouts2, rgb_layouts = (_pixel_layouts(t) for t in (lab1, lab2, rgb))
+    expected_de = F.delta_e2000(lab1, lab2, dim=-1, backend=backend)
+    expected_lab = F.rgb_to_lab(rgb, dim=-1, backend=backend)
+    # torch's own kernels round differently in different layouts
+    same = torch.equal if backend != "torch" else functools.partial(torch.allclose, atol=1e-12)
+    for name, (x, dim) in layouts1.items():
+        de = F.delta_e2000(x, layouts2[name][0], dim=dim, backend=backend)
+        assert same(de.reshape(-1), expected_de), name
+        lab = F.rgb_to_lab(rgb_layouts[name][0], dim=dim, backend=backend)
+        assert same(lab.movedim(dim, -1).reshape(-1, 3), expected_lab), name
+        if backend != "torch" and name != "strided view":
+            assert lab.stride() == rgb_layouts[name][0].stride(), name
 
 
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
@@ -196,6 +414,7 @@ def _photo(name: str, size: int) -> np.ndarray:
     return image[h // 3 : h // 3 + size, w // 3 : w // 3 + size].astype(np.float64) / 255.0
 
 
+@needs_skimage
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_rgb_to_lab_matches_skimage(backend, device, dtype):
@@ -210,6 +429,7 @@ def test_rgb_to_lab_matches_skimage(backend, device, dtype):
     np.testing.assert_allclose(lab.double().cpu().numpy(), expected, rtol=0, atol=ATOL[dtype])
 
 
+@needs_skimage
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_rgb_to_lab_image_layouts(backend, device):
     image = _photo("astronaut", 12)
@@ -239,6 +459,29 @@ def test_rgb_to_lab_bad_inputs():
         F.rgb_to_lab(torch.full((3, 2, 2), float("nan")))
     with pytest.raises(ValueError, match="outside"):
         F.rgb_to_lab(torch.full((3, 2, 2), 1.5))
+
+
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_rgb_to_lab_of_nan_is_nan(backend, device):
+    """Unvalidated, a NaN gives NaN in its pixel's L, a and b, and leaves the others alone."""
+    rgb = torch.rand(20, 3, dtype=torch.float64)
+    rgb[3, 0] = rgb[7, 1] = rgb[11, 2] = float("nan")
+    lab = F.rgb_to_lab(rgb.to(device), dim=-1, validate=False, backend=backend).cpu()
+    expected = torch.zeros(20, dtype=torch.bool)
+    expected[[3, 7, 11]] = True
+    assert torch.equal(lab.isnan().all(1), expected) and torch.isfinite(lab[~expected]).all()
+
+
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_rgb_to_lab_and_delta_e2000_of_empty_inputs(backend, device):
+    for shape, dim in [((0, 3), -1), ((3, 0), 0), ((2, 3, 0, 4), 1), ((0, 3, 5, 5), 1), ((3,), 0)]:
+        rgb = torch.rand(shape, device=device)
+        lab = F.rgb_to_lab(rgb, dim=dim, backend=backend)
+        assert lab.shape == rgb.shape
+        expected = F.rgb_to_lab(rgb, dim=dim, backend="torch")
+        torch.testing.assert_close(lab, expected, rtol=0, atol=ATOL[torch.float32])
+        de = F.delta_e2000(lab, lab.flip(-1), dim=dim, backend=backend)
+        assert de.shape == rgb.shape[: dim % rgb.dim()] + rgb.shape[dim % rgb.dim() + 1 :]
 
 
 # ---- color_variance
@@ -276,6 +519,8 @@ def _photo_batch(names, size, dtype, device):
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
 
+@needs_colour
+@needs_skimage
 @pytest.mark.parametrize("kernel_size", [3, 5, 7, 9])
 @pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
 def test_color_variance_matches_definition(backend, device, kernel_size):
@@ -289,6 +534,7 @@ def test_color_variance_matches_definition(backend, device, kernel_size):
         np.testing.assert_allclose(cv.cpu().numpy(), expected, rtol=1e-9, atol=1e-12)
 
 
+@needs_skimage
 @pytest.mark.parametrize("kernel_size", [3, 7])
 @pytest.mark.parametrize(("backend", "device"), compiled_backends())
 def test_color_variance_backends_agree_in_float32(backend, device, kernel_size):
@@ -315,6 +561,113 @@ def test_color_variance_edge_cases(backend, device):
     )
     half = F.color_variance(torch.rand(1, 3, 5, 6, device=device).bfloat16(), backend=backend)
     assert half.dtype == torch.bfloat16 and half.amax() == 1
+
+
+def blocky_images(dtype, device) -> torch.Tensor:
+    """Two 70 x 100 images (larger than a tile of every backend: CUDA's 32 x 16 and Triton's
+    16 x 32) of flat blocks whose edges cross tile edges, one block of noise, and one all flat."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.empty(2, 3, 70, 100, dtype=torch.float64)
+    x[0, :, :37, :45] = torch.tensor([0.3, 0.55, 0.8])[:, None, None]
+    x[0, :, :37, 45:] = torch.tensor([0.02, 0.9, 0.41])[:, None, None]
+    x[0, :, 37:, :61] = torch.tensor([1.0, 1.0, 1.0])[:, None, None]
+    x[0, :, 37:, 61:] = torch.rand(3, 33, 39, generator=gen, dtype=torch.float64)
+    x[1] = torch.tensor([0.3, 0.55, 0.8])[:, None, None]
+    return x.to(dtype=dtype, device=device)
+
+
+def flat_windows(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """[B, 1, H, W]: True where the window around the pixel, clipped to the image, is one colour."""
+    r = kernel_size // 2
+    pool = functools.partial(
+        torch.nn.functional.max_pool2d, kernel_size=kernel_size, stride=1, padding=r
+    )
+    return (pool(x) == -pool(-x)).all(1, keepdim=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_color_variance_beyond_one_tile(backend, device, dtype):
+    """Images larger than a tile: the reference's values, and exact zeros wherever the window is
+    flat (in-tile, out-of-tile and reverse pairs alike), so that an all-flat image normalises
+    to zeros, not to ones."""
+    x = blocky_images(dtype, device)
+    if _interpreted(backend, device):  # 2 x 2 tiles, the block edges and the noise still inside
+        x = x[:, :, 28:48, 40:80]
+    for kernel_size in (3,) if _interpreted(backend, device) else (3, 5):
+        raw = F.color_variance(x, kernel_size, 1.0, "none", backend=backend).cpu()
+        flat = flat_windows(x.cpu(), kernel_size)
+        assert flat[0].any() and flat[1].all()
+        assert (raw[flat] == 0).all() and (raw[~flat] > 0).all()
+        expected = F.color_variance(x.cpu().double(), kernel_size, 1.0, "none", backend="torch")
+        tol = {"rtol": 1e-9, "atol": 0} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-6}
+        torch.testing.assert_close(raw.double(), expected, **tol)
+        normalized = F.color_variance(x, kernel_size, 1.0, "max", backend=backend).cpu()
+        assert (normalized[1] == 0).all() and normalized[0].amax() == 1
+
+
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_color_variance_sigma_is_exact_in_float64(backend, device):
+    """sigma reaches the kernels as float64 (0.7 rounded to float32 would move the map by 1e-8)."""
+    x = blocky_images(torch.float64, device)[:1, :, 30:45, 50:70]
+    cv = F.color_variance(x, 5, 0.7, "none", backend=backend).cpu()
+    expected = F.color_variance(x.cpu(), 5, 0.7, "none", backend="torch")
+    torch.testing.assert_close(cv, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("backend", "device"), compiled_backends())
+def test_color_variance_batch_over_65535(backend, device):
+    """More images than a grid's y or z axis takes (65535)."""
+    if _interpreted(backend, device):
+        pytest.skip("interpreted Triton: one program an image")
+    x = torch.rand(65537, 3, 2, 3, dtype=torch.float64, device=device)
+    cv = F.color_variance(x, 3, 1.0, "none", backend=backend)
+    assert (cv > 0).all()  # every image computed (random pixels are never equal)
+    some = torch.cat([torch.randperm(65537)[:60], torch.arange(65533, 65537)]).to(device)
+    expected = F.color_variance(x[some], 3, 1.0, "none", backend="torch")
+    torch.testing.assert_close(cv[some], expected)
+
+
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_color_variance_of_empty_images(backend, device):
+    for shape in [(0, 3, 8, 8), (2, 3, 0, 5), (2, 3, 5, 0), (0, 3, 0, 0)]:
+        for normalize in ("max", "none"):
+            cv = F.color_variance(
+                torch.rand(shape, device=device), normalize=normalize, backend=backend
+            )
+            assert cv.shape == (shape[0], 1, *shape[2:])
+    assert F.color_variance(torch.rand(3, 0, 4, device=device), backend=backend).shape == (1, 0, 4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 3), st.integers(0, 5), st.integers(0, 5)),
+    kernel_size=st.sampled_from([3, 5]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**31 - 1),
+)
+@pytest.mark.parametrize(("backend", "device"), ALL_BACKENDS)
+def test_ops_on_shapes_with_zeros_and_ones_hypothesis(
+    backend, device, shape, kernel_size, dtype, seed
+):
+    """Every colour op on batches, heights and widths of 0, 1 and a few: the reference's result
+    (empty where the input is)."""
+    batch, height, width = shape
+    gen = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(batch, 3, height, width, generator=gen, dtype=dtype).to(device)
+    tol = {"rtol": 1e-9, "atol": 1e-9} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-4}
+    for normalize in ("max", "none"):
+        cv = F.color_variance(rgb, kernel_size, 1.0, normalize, backend=backend)
+        assert cv.shape == (batch, 1, height, width) and cv.dtype == dtype
+        expected = F.color_variance(rgb.double(), kernel_size, 1.0, normalize, backend="torch")
+        torch.testing.assert_close(cv.double(), expected, **tol)
+    lab = F.rgb_to_lab(rgb, backend=backend)
+    torch.testing.assert_close(lab.double(), F.rgb_to_lab(rgb.double(), backend="torch"), **tol)
+    lists = lab.permute(0, 2, 3, 1).reshape(-1, 3)
+    de = F.delta_e2000(lists, lists.flip(0), dim=-1, backend=backend)
+    expected = F.delta_e2000(lists.double(), lists.flip(0).double(), dim=-1, backend="torch")
+    assert de.shape == (batch * height * width,)
+    torch.testing.assert_close(de.double(), expected, **tol)
 
 
 @pytest.mark.parametrize(
@@ -369,3 +722,91 @@ def test_opcheck(backend, device):
     for name, args in _opcheck_cases(device):
         op = getattr(torch.ops.fastadv, name if backend != "triton" else f"{name}_triton")
         torch.library.opcheck(op, args)
+
+
+# ---- compiled code: torch.compile, CUDA graphs, Triton's compiled math
+
+
+@pytest.mark.parametrize(("backend", "device"), compiled_backends())
+def test_ops_under_torch_compile(backend, device):
+    """Each op traced whole (fullgraph) by torch.compile, equal to eager."""
+    rgb = torch.rand(2, 3, 9, 11, device=device)
+    lab = F.rgb_to_lab(rgb, backend="torch")
+    calls = [
+        (lambda x: F.rgb_to_lab(x, validate=False, backend=backend), rgb),
+        (lambda x: F.delta_e2000(x, x.flip(0), backend=backend), lab),
+        (lambda x: F.delta_e2000(x, x.flip(0), dim=-1, backend=backend), lab.movedim(1, -1)),
+        (lambda x: F.color_variance(x, validate=False, backend=backend), rgb),
+    ]
+    for fn, x in calls:
+        expected = fn(x)  # eager first: imports the backend's module
+        torch.testing.assert_close(torch.compile(fn, fullgraph=True)(x), expected)
+
+
+@pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize(("backend", "device"), compiled_backends())
+def test_color_variance_in_a_cuda_graph(backend, device):
+    """Nothing in color_variance synchronises with the host (validate=False): it is captured in
+    a CUDA graph, and replays equal to eager on new data."""
+    if device.type != "cuda":
+        pytest.skip("CUDA graphs capture CUDA work")
+    static = torch.rand(2, 3, 40, 70, device=device)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (Triton compiles) off the capturing stream
+        F.color_variance(static, validate=False, backend=backend)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = F.color_variance(static, validate=False, backend=backend)
+    fresh = torch.rand_like(static)
+    static.copy_(fresh)
+    graph.replay()
+    torch.testing.assert_close(out, F.color_variance(fresh, backend=backend))
+
+
+KERNEL_SIGNATURES = {  # the compiled Triton kernels as the wrappers launch them ("*T": a pointer)
+    "_rgb_to_lab_kernel": ["*T", "*T"] + ["i64"] * 8,
+    "_delta_e2000_kernel": ["*T", "*T", "*T"] + ["i64"] * 13,
+    "_color_variance_kernel": ["*T", "*T", "i32", "i32", "i32", "i64"],
+}
+COMPILE_SCRIPT = """
+import json, sys
+import triton
+from triton.backends.compiler import GPUTarget
+import fastadv.triton.color as color
+signatures, constexprs = json.loads(sys.argv[1]), {"BLOCK": 256, "TILE_H": 16, "TILE_W": 32}
+for name, types in signatures.items():
+    kernel = getattr(color, name)
+    for dtype in ("fp32", "fp64"):
+        params = dict(zip(kernel.arg_names, [t.replace("T", dtype) for t in types]))
+        consts = {k: v for k, v in constexprs.items() if k in kernel.arg_names}
+        params.update(dict.fromkeys(consts, "constexpr"))
+        compiled = triton.compile(
+            triton.compiler.ASTSource(kernel, params, consts), target=GPUTarget("cuda", 90, 32)
+        )
+        print(name, dtype, json.dumps(compiled.asm["ttir"]))
+"""
+
+
+def test_compiled_triton_kernels_round_to_nearest():
+    """Compiled for sm_90 (no GPU needed): no float32 division, sqrt, exp, log or sin of
+    Triton's approximate kinds (div.full, sqrt.approx, ex2.approx), only their correctly
+    rounded forms and libdevice's; and no global that compiled Triton refuses (it did: PI)."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastadv.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILE_SCRIPT, json.dumps(KERNEL_SIGNATURES)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    compiled = {}
+    for line in result.stdout.splitlines():
+        name, dtype, ttir = line.split(" ", 2)
+        compiled[name, dtype] = json.loads(ttir)
+    assert len(compiled) == 2 * len(KERNEL_SIGNATURES)
+    for (name, dtype), ttir in compiled.items():
+        assert not re.search(r"math\.(exp|log|sin)\b", ttir), (name, dtype)
+        assert not re.search(r"(arith\.divf|math\.sqrt)[^\n]*f32", ttir), (name, dtype)

@@ -15,75 +15,175 @@ namespace fastadv {
 namespace {
 
 constexpr int64_t kGrain = 1 << 12;
+// Pixels a chunk of the elementwise loops: their channels, gathered side by side, stay in L1.
+// A multiple of every vector width (4, 8 and 16 floats).
+constexpr int64_t kChunk = 256;
 
-// ---- rgb_to_lab and delta_e2000: elementwise over the M * P pixels of [M, 3, P] operands.
-
-// f(m, j, n) for runs of n consecutive pixels j.. of plane m, over the outer * inner pixels in
-// parallel: the loops inside see unit-stride planes, with no index arithmetic to stop the
-// compiler from vectorising them.
+// f(m, j, n) for runs of n <= kChunk consecutive pixels j.. of row m of [M, P], over the
+// outer * inner pixels in parallel.
 template <typename F>
-void parallel_plane_runs(int64_t outer, int64_t inner, F&& f) {
+void parallel_chunks(int64_t outer, int64_t inner, F&& f) {
   at::parallel_for(0, outer * inner, kGrain, [&](int64_t begin, int64_t end) {
     while (begin < end) {
-      const int64_t m = begin / inner, stop = std::min(end, (m + 1) * inner);
-      f(m, begin - m * inner, stop - begin);
-      begin = stop;
+      const int64_t m = begin / inner, j = begin - m * inner;
+      const int64_t n = std::min({end - begin, inner - j, kChunk});
+      f(m, j, n);
+      begin += n;
     }
   });
 }
 
-// CIELAB (and chroma) of n pixels from unit-stride r, g, b planes: one loop each way, so that
-// neither tests for the chroma plane per pixel.
+// The float versions of the loops below are overloads compiled for AVX2 and AVX-512 too (a call
+// with float arguments picks them); each calls the template's body.
+
+// ---- Elementwise over the pixels of [M, 3, P] operands of any layout: each chunk is gathered
+// into aligned unit-stride arrays (planar images, interleaved ones such as [N, 3] lists and
+// channels last, and views alike), computed by a vectorised loop, and scattered back.
+
+// Channels 0, 1, 2 of n consecutive pixels from src into c0, c1, c2; planar and interleaved
+// pixels get loops of their own (unit and constant strides, which the compiler vectorises).
+template <typename T>
+FASTADV_HD_INLINE void gather3(const T* src, const PixelStrides& s, int64_t n, T* __restrict__ c0,
+                               T* __restrict__ c1, T* __restrict__ c2) {
+  const T* __restrict__ p0 = src, * __restrict__ p1 = src + s.channel, * __restrict__ p2 = src + 2 * s.channel;
+  if (s.inner == 1) {
+    for (int64_t k = 0; k < n; ++k) {
+      c0[k] = p0[k];
+      c1[k] = p1[k];
+      c2[k] = p2[k];
+    }
+  } else if (s.inner == 3 && s.channel == 1) {
+    for (int64_t k = 0; k < n; ++k) {
+      c0[k] = src[3 * k];
+      c1[k] = src[3 * k + 1];
+      c2[k] = src[3 * k + 2];
+    }
+  } else {
+    for (int64_t k = 0; k < n; ++k) {
+      c0[k] = p0[k * s.inner];
+      c1[k] = p1[k * s.inner];
+      c2[k] = p2[k * s.inner];
+    }
+  }
+}
+
+template <typename T>
+FASTADV_HD_INLINE void scatter3(const T* __restrict__ c0, const T* __restrict__ c1,
+                                const T* __restrict__ c2, T* dst, const PixelStrides& s,
+                                int64_t n) {
+  T* __restrict__ p0 = dst, * __restrict__ p1 = dst + s.channel, * __restrict__ p2 = dst + 2 * s.channel;
+  if (s.inner == 1) {
+    for (int64_t k = 0; k < n; ++k) {
+      p0[k] = c0[k];
+      p1[k] = c1[k];
+      p2[k] = c2[k];
+    }
+  } else if (s.inner == 3 && s.channel == 1) {
+    for (int64_t k = 0; k < n; ++k) {
+      dst[3 * k] = c0[k];
+      dst[3 * k + 1] = c1[k];
+      dst[3 * k + 2] = c2[k];
+    }
+  } else {
+    for (int64_t k = 0; k < n; ++k) {
+      p0[k * s.inner] = c0[k];
+      p1[k * s.inner] = c1[k];
+      p2[k * s.inner] = c2[k];
+    }
+  }
+}
+
+// CIELAB of n <= kChunk pixels, and with kChroma their chroma into the fourth channel of `out`
+// (the colour-variance scratch buffer). The float loop runs over the whole chunk, zero-padded,
+// so that every pixel goes through the same instructions. It must: gcc fuses multiplies and adds
+// where the target has FMA, and fuses differently in the copies it makes of a vectorised loop
+// (the AVX-512 body, its 8-lane epilogue, the scalar tail), so that identical pixels got Lab
+// values an ulp apart, and a flat image a non-zero colour-variance map that normalisation blew
+// up to 1. (-ffp-contract=off would do too, at 25% of rgb_to_lab's time.) The double loop calls
+// libm's pow and cbrt and stays one scalar loop.
 template <typename T, bool kChroma>
-FASTADV_HD_INLINE void lab_loop(const T* __restrict__ r, const T* __restrict__ g,
-                                const T* __restrict__ b, T* __restrict__ l, T* __restrict__ a_out,
-                                T* __restrict__ b_out, T* __restrict__ c, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
+FASTADV_HD_INLINE void lab_chunk_body(const T* src, const PixelStrides& in, T* dst,
+                                      const PixelStrides& out, int64_t n) {
+  constexpr bool kVectorised = std::is_same_v<T, float>;
+  alignas(64) T r[kChunk], g[kChunk], b[kChunk], l[kChunk], a_out[kChunk], b_out[kChunk];
+  alignas(64) T c[kChroma ? kChunk : 1];
+  const int64_t count = kVectorised ? kChunk : n;
+  std::fill(r + n, r + count, T(0));
+  std::fill(g + n, g + count, T(0));
+  std::fill(b + n, b + count, T(0));
+  gather3(src, in, n, r, g, b);
+  for (int64_t j = 0; j < count; ++j) {
     const Lab<T> v = rgb_to_lab(r[j], g[j], b[j]);
     l[j] = v.L;
     a_out[j] = v.a;
     b_out[j] = v.b;
     if constexpr (kChroma) c[j] = m_sqrt(v.a * v.a + v.b * v.b);
   }
-}
-
-// The chroma plane c is written where it is not null.
-template <typename T>
-FASTADV_HD_INLINE void lab_run(const T* r, const T* g, const T* b, T* l, T* a_out, T* b_out, T* c,
-                               int64_t n) {
-  if (c != nullptr) {
-    lab_loop<T, true>(r, g, b, l, a_out, b_out, c, n);
-  } else {
-    lab_loop<T, false>(r, g, b, l, a_out, b_out, nullptr, n);
+  scatter3(l, a_out, b_out, dst, out, n);
+  if constexpr (kChroma) {
+    T* chroma = dst + 3 * out.channel;
+    for (int64_t k = 0; k < n; ++k) chroma[k * out.inner] = c[k];
   }
 }
 
-// The float runs, compiled for AVX2 and AVX-512 too.
-FASTADV_WIDE_CLONES void lab_run_float(const float* r, const float* g, const float* b, float* l,
-                                       float* a_out, float* b_out, float* c, int64_t n) {
-  lab_run(r, g, b, l, a_out, b_out, c, n);
+// rgb_to_lab's chunks.
+template <typename T>
+void lab_chunk(const T* src, const PixelStrides& in, T* dst, const PixelStrides& out, int64_t n) {
+  lab_chunk_body<T, false>(src, in, dst, out, n);
 }
 
-// Lab planes (out_channels 3) or Lab and chroma planes (4) of `outer` images of `plane` pixels.
+FASTADV_WIDE_CLONES void lab_chunk(const float* src, const PixelStrides& in, float* dst,
+                                   const PixelStrides& out, int64_t n) {
+  lab_chunk_body<float, false>(src, in, dst, out, n);
+}
+
+// color_variance's chunks: Lab and chroma.
 template <typename T>
-void lab_planes(const T* rgb, T* out, int64_t outer, int64_t plane, int out_channels) {
-  constexpr auto run = [] {
-    if constexpr (std::is_same_v<T, float>)
-      return &lab_run_float;
-    else
-      return &lab_run<T>;
-  }();
-  parallel_plane_runs(outer, plane, [&](int64_t m, int64_t j, int64_t n) {
-    const T* src = rgb + m * 3 * plane + j;
-    T* dst = out + m * out_channels * plane + j;
-    run(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane,
-        out_channels == 4 ? dst + 3 * plane : nullptr, n);
-  });
+void lab_chroma_chunk(const T* src, const PixelStrides& in, T* dst, const PixelStrides& out,
+                      int64_t n) {
+  lab_chunk_body<T, true>(src, in, dst, out, n);
+}
+
+FASTADV_WIDE_CLONES void lab_chroma_chunk(const float* src, const PixelStrides& in, float* dst,
+                                          const PixelStrides& out, int64_t n) {
+  lab_chunk_body<float, true>(src, in, dst, out, n);
+}
+
+// 1/k_L, 1/k_C, 1/k_H in the compute type.
+template <typename T>
+struct InverseWeights {
+  T l, c, h;
+};
+
+// n <= kChunk pixels of delta_e2000.
+template <typename T>
+FASTADV_HD_INLINE void delta_e2000_chunk(const T* x, const PixelStrides& sx, const T* y,
+                                         const PixelStrides& sy, T* out, int64_t out_stride,
+                                         int64_t n, const InverseWeights<T>& inv) {
+  alignas(64) T l1[kChunk], a1[kChunk], b1[kChunk], l2[kChunk], a2[kChunk], b2[kChunk], e[kChunk];
+  gather3(x, sx, n, l1, a1, b1);
+  gather3(y, sy, n, l2, a2, b2);
+  for (int64_t k = 0; k < n; ++k) {
+    e[k] =
+        delta_e2000(Lab<T>{l1[k], a1[k], b1[k]}, Lab<T>{l2[k], a2[k], b2[k]}, inv.l, inv.c, inv.h);
+  }
+  for (int64_t k = 0; k < n; ++k) out[k * out_stride] = e[k];
+}
+
+FASTADV_WIDE_CLONES void delta_e2000_chunk(const float* x, const PixelStrides& sx, const float* y,
+                                           const PixelStrides& sy, float* out, int64_t out_stride,
+                                           int64_t n, const InverseWeights<float>& inv) {
+  delta_e2000_chunk<float>(x, sx, y, sy, out, out_stride, n, inv);
 }
 
 template <typename T>
 void rgb_to_lab_cpu_typed(const ColorPixelsArgs& a) {
-  lab_planes(static_cast<const T*>(a.in1), static_cast<T*>(a.out), a.outer, a.inner, 3);
+  const T* src = static_cast<const T*>(a.in1);
+  T* dst = static_cast<T*>(a.out);
+  parallel_chunks(a.outer, a.inner, [&](int64_t m, int64_t j, int64_t n) {
+    lab_chunk(src + a.in1_strides.offset(m, j), a.in1_strides, dst + a.out_strides.offset(m, j),
+              a.out_strides, n);
+  });
 }
 
 template <typename T>
@@ -91,16 +191,19 @@ void delta_e2000_cpu_typed(const ColorPixelsArgs& a) {
   const T* x = static_cast<const T*>(a.in1);
   const T* y = static_cast<const T*>(a.in2);
   T* out = static_cast<T*>(a.out);
-  const T inv_kl = T(1 / a.kl), inv_kc = T(1 / a.kc), inv_kh = T(1 / a.kh);
-  const int64_t p = a.inner;
-  parallel_plane_runs(a.outer, p, [&](int64_t m, int64_t j, int64_t n) {
-    const T* u = x + m * 3 * p + j;
-    const T* v = y + m * 3 * p + j;
-    T* dst = out + m * p + j;
-    for (int64_t i = 0; i < n; ++i) {
-      dst[i] = delta_e2000(Lab<T>{u[i], u[i + p], u[i + 2 * p]},
-                           Lab<T>{v[i], v[i + p], v[i + 2 * p]}, inv_kl, inv_kc, inv_kh);
-    }
+  const InverseWeights<T> inv{T(1 / a.kl), T(1 / a.kc), T(1 / a.kh)};
+  parallel_chunks(a.outer, a.inner, [&](int64_t m, int64_t j, int64_t n) {
+    delta_e2000_chunk(x + a.in1_strides.offset(m, j), a.in1_strides, y + a.in2_strides.offset(m, j),
+                      a.in2_strides, out + a.out_strides.offset(m, j), a.out_strides.inner, n, inv);
+  });
+}
+
+// The L, a, b and chroma planes of `outer` contiguous [3, plane] images.
+template <typename T>
+void lab_chroma_planes(const T* rgb, T* out, int64_t outer, int64_t plane) {
+  const PixelStrides in{3 * plane, plane, 1}, planes{4 * plane, plane, 1};
+  parallel_chunks(outer, plane, [&](int64_t m, int64_t j, int64_t n) {
+    lab_chroma_chunk(rgb + in.offset(m, j), in, out + planes.offset(m, j), planes, n);
   });
 }
 
@@ -161,21 +264,11 @@ FASTADV_HD_INLINE void row_energies(const LabPlanes<T>& lab, int64_t row_p, int6
   }
 }
 
-// The float loop, where nearly all the time goes, is also compiled for AVX2 and AVX-512.
-FASTADV_WIDE_CLONES void row_energies_float(const LabPlanes<float>& lab, int64_t row_p,
-                                            int64_t row_q, int64_t x_lo, int64_t x_hi,
-                                            float weight_sq, float* __restrict__ e) {
-  row_energies(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
-}
-
-template <typename T>
-void pair_energies(const LabPlanes<T>& lab, int64_t row_p, int64_t row_q, int64_t x_lo,
-                   int64_t x_hi, T weight_sq, T* e) {
-  if constexpr (std::is_same_v<T, float>) {
-    row_energies_float(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
-  } else {
-    row_energies(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
-  }
+// The float loop, where nearly all the time goes.
+FASTADV_WIDE_CLONES void row_energies(const LabPlanes<float>& lab, int64_t row_p, int64_t row_q,
+                                      int64_t x_lo, int64_t x_hi, float weight_sq,
+                                      float* __restrict__ e) {
+  row_energies<float>(lab, row_p, row_q, x_lo, x_hi, weight_sq, e);
 }
 
 template <typename T>
@@ -188,7 +281,7 @@ void accumulate_band(const ColorVarianceArgs& a, const std::vector<Offset<T>>& o
       const int64_t yq = y + o.dy;
       if (yq >= h) continue;
       const int64_t x_lo = std::max<int64_t>(0, -o.dx), x_hi = std::min<int64_t>(w, w - o.dx);
-      pair_energies(lab, y * w, yq * w + o.dx, x_lo, x_hi, o.weight_sq, e.data());
+      row_energies(lab, y * w, yq * w + o.dx, x_lo, x_hi, o.weight_sq, e.data());
       T* acc_p = acc + (y - y0) * w;
       T* acc_q = acc + (yq - y0) * w + o.dx;  // may overlap acc_p: two loops
       for (int64_t x = x_lo; x < x_hi; ++x) acc_p[x] += e[x];
@@ -220,7 +313,8 @@ void finish_rows(const ColorVarianceArgs& a, const Bands& bands, const T* acc, T
 
 template <typename T>
 void color_variance_cpu_typed(const ColorVarianceArgs& a, at::Tensor& scratch) {
-  lab_planes(static_cast<const T*>(a.rgb), static_cast<T*>(a.lab), a.batch, a.height * a.width, 4);
+  lab_chroma_planes(static_cast<const T*>(a.rgb), static_cast<T*>(a.lab), a.batch,
+                    a.height * a.width);
   const auto offsets = forward_offsets<T>(a.radius, a.sigma);
   const Bands bands(a.batch, a.height, a.radius);
   scratch.resize_({a.batch * bands.count * bands.stride_rows * a.width}).zero_();
@@ -258,6 +352,7 @@ at::Tensor delta_e2000_cpu(const at::Tensor& lab1, const at::Tensor& lab2, doubl
 at::Tensor color_variance_cpu(const at::Tensor& rgb, int64_t kernel_size, double sigma,
                               bool normalize) {
   const ColorVarianceCall call(rgb, kernel_size, sigma);
+  if (call.out.numel() == 0) return call.result(normalize, rgb.scalar_type());
   at::Tensor scratch = at::empty({0}, call.rgb.options());
   dispatch_compute(call.args.is_double,
                    [&](auto tag) { color_variance_cpu_typed<decltype(tag)>(call.args, scratch); });

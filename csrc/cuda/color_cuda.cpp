@@ -37,7 +37,6 @@ at::Tensor color_variance_cuda(const at::Tensor& rgb, int64_t kernel_size, doubl
                                bool normalize) {
   const c10::cuda::CUDAGuard guard(rgb.device());
   const ColorVarianceCall call(rgb, kernel_size, sigma);
-  TORCH_CHECK(call.args.batch <= 65535, "color_variance on CUDA takes at most 65535 images a call");
   C10_CUDA_CHECK(launch_color_variance(call.args, c10::cuda::getCurrentCUDAStream()));
   return call.result(normalize, rgb.scalar_type());
 }

@@ -4,6 +4,7 @@ and the one way each op finds its implementation on the chosen backend."""
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,5 +83,8 @@ class Implementations:
             return self.reference
         if backend == "triton":
             module, name = self.triton
-            return getattr(importlib.import_module(f"fastadv.triton.{module}"), name)
+            qualified = f"fastadv.triton.{module}"
+            # Once imported, from sys.modules: torch.compile traces that, not import_module.
+            loaded = sys.modules.get(qualified) or importlib.import_module(qualified)
+            return getattr(loaded, name)
         return getattr(torch.ops.fastadv, self.compiled)

@@ -2,8 +2,10 @@
 
 ``rgb_to_lab`` matches ``skimage.color.rgb2lab`` (D65, 2° observer); ``delta_e2000`` follows
 Sharma, Wu and Dalal (2005) and matches ``colour.difference.delta_E_CIE2000``, except that pairs
-exactly on the 180° hue boundary take Sharma's published values. ``color_variance`` is, per
-image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in CV-PIRE)::
+exactly on the 180° hue boundary take Sharma's published values, and that pairs near it land on
+the side that exact arithmetic puts them (colour-science's hue angles can round across it).
+``color_variance`` is, per image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in
+CV-PIRE)::
 
     cV(p) = sqrt( Σ_{q ∈ N(p)} (g(q - p) · ΔE00(Lab(p), Lab(q)))² / |N(p)| )
 
@@ -48,16 +50,18 @@ def rgb_to_lab(
             [N, 3] with dim=-1), values in [0, 1]. Any layout (copied to a dense one).
         dim: the channel dimension.
         validate: check that every value lies in [0, 1] (one host synchronisation); False
-            skips it (in a CUDA graph, or where the values were checked before).
+            skips it (in a CUDA graph, or where the values were checked before). Unchecked, a NaN
+            gives NaN in its pixel; other values outside [0, 1] give unspecified colours.
         backend: "auto", "cuda", "triton", "cpu" or "torch".
 
-    Returns L, a, b along `dim`, same shape and dtype as `rgb`.
+    Returns L, a, b along `dim`, same shape and dtype as `rgb` (empty for an empty `rgb`).
     """
     dim = _channel_dim(rgb, "rgb", dim)
     if validate:
         check_unit_range(rgb, "rgb")
     impl = _backend.resolve(backend, rgb.device)
-    return _RGB_TO_LAB.pick(impl)(_pixels(rgb, dim)).reshape(rgb.shape)
+    (pixels,) = _pixels(dim, rgb)
+    return _unfold(_RGB_TO_LAB.pick(impl)(pixels), rgb.shape, dim)
 
 
 def delta_e2000(
@@ -79,7 +83,8 @@ def delta_e2000(
         dim: the channel dimension.
         backend: "auto", "cuda", "triton", "cpu" or "torch".
 
-    Returns ΔE00 with `dim` removed, in the inputs' dtype.
+    Returns ΔE00 with `dim` removed, in the inputs' dtype: NaN where a component of either
+    colour is NaN or infinite, on every backend.
     """
     dim = _channel_dim(lab1, "lab1", dim)
     check_float(lab2, "lab2")
@@ -89,8 +94,8 @@ def delta_e2000(
         if not k > 0:
             raise ValueError(f"{name} must be > 0, got {k}")
     impl = _backend.resolve(backend, lab1.device)
-    out = _DELTA_E2000.pick(impl)(_pixels(lab1, dim), _pixels(lab2, dim), *weights)
-    return out.reshape(lab1.shape[:dim] + lab1.shape[dim + 1 :])
+    out = _DELTA_E2000.pick(impl)(*_pixels(dim, lab1, lab2), *weights)
+    return _unfold(out, lab1.shape[:dim] + lab1.shape[dim + 1 :], dim)
 
 
 def color_variance(
@@ -114,7 +119,9 @@ def color_variance(
             skips it (in a CUDA graph, or where the values were checked before).
         backend: "auto", "cuda", "triton", "cpu" or "torch".
 
-    Returns [B, 1, H, W] (or [1, H, W]) in rgb's dtype. Not differentiable.
+    Returns [B, 1, H, W] (or [1, H, W]) in rgb's dtype: empty where rgb is, 0 for a pixel
+    without neighbours (a 1x1 image), exactly 0 wherever the window is one colour. Not
+    differentiable.
     """
     check_float(rgb, "rgb")
     if rgb.dim() not in (3, 4) or rgb.shape[-3] != 3:
@@ -156,9 +163,28 @@ def _channel_dim(t, name: str, dim: int) -> int:
     return dim
 
 
-def _pixels(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """The [M, 3, P] contiguous view (or copy) of t with 3 channels at `dim`."""
-    return t.reshape(math.prod(t.shape[:dim]), 3, math.prod(t.shape[dim + 1 :])).contiguous()
+def _pixels(dim: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Tensors of one shape with 3 channels at `dim` as the [M, 3, P] operands of the ops: views
+    where they exist (any strides: the kernels take them), else copies. Where the pixels of every
+    operand are evenly spaced across M as well as P ([N, 3] colour lists, channels-last images),
+    they are folded into one row [1, 3, M * P], which the kernels run through in long stretches;
+    `_unfold` undoes that."""
+    shape = tensors[0].shape
+    m, p = math.prod(shape[:dim]), math.prod(shape[dim + 1 :])
+    xs = [t.reshape(m, 3, p) for t in tensors]
+    if m > 1 and p > 0 and all(p == 1 or x.stride(0) == p * x.stride(2) for x in xs):
+        return [x.transpose(0, 1).reshape(1, 3, m * p) for x in xs]  # views: strides checked
+    return xs
+
+
+def _unfold(out: torch.Tensor, shape: tuple[int, ...], dim: int) -> torch.Tensor:
+    """The result of an op on `_pixels(dim, t, ...)`, [1, 3, M * P] or [1, M * P] where they were
+    folded, in `shape`: t's (rgb_to_lab) or t's without `dim` (delta_e2000)."""
+    m = math.prod(shape[:dim])
+    if out.shape[0] != m:  # folded
+        out = out[0].unflatten(-1, (m, -1))
+        out = out.transpose(0, 1) if out.dim() == 3 else out
+    return out.reshape(shape)
 
 
 # ---- the fakes and gradients of the compiled ops

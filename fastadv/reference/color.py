@@ -2,8 +2,10 @@
 
 ``rgb_to_lab`` matches ``skimage.color.rgb2lab`` (D65, 2° observer); ``delta_e2000`` follows
 Sharma, Wu and Dalal (2005) and matches ``colour.difference.delta_E_CIE2000``, except that pairs
-exactly on the 180° hue boundary take Sharma's published values. ``color_variance`` is, per
-image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in CV-PIRE)::
+exactly on the 180° hue boundary take Sharma's published values, and that pairs near it land on
+the side that exact arithmetic puts them (colour-science's hue angles can round across it).
+``color_variance`` is, per image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in
+CV-PIRE)::
 
     cV(p) = sqrt( Σ_{q ∈ N(p)} (g(q - p) · ΔE00(Lab(p), Lab(q)))² / |N(p)| )
 
@@ -85,12 +87,40 @@ def _hue_weighting(c1: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey):
-    """The sign of Δh', the direction (cos, sin) of h̄' and h̄' in degrees, from the chroma
-    vectors as kernels/color_math.h's hue_geometry computes them (see there why and how)."""
-    p, q = a1p * b2, b1 * a2p
-    first_half = (b1 > 0) | ((b1 == 0) & (a1p > 0))  # h'1 < 180°: Sharma's 180° boundary
-    turn = torch.where(p != q, torch.where(p > q, 1.0, -1.0), torch.where(first_half, 1.0, -1.0))
+def _product_error(a: torch.Tensor, b: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """a * b - p exactly, for p = a * b rounded (float64): Dekker's product, exact in float64
+    while nothing overflows, as each torch op rounds on its own."""
+    split = 134217729.0  # 2^27 + 1
+    ca, cb = split * a, split * b
+    a_hi, b_hi = ca - (ca - a), cb - (cb - b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    return ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def cross_sign(a1, b1, a2, b2) -> torch.Tensor:
+    """The sign of a1 b2 - b1 a2 (±1, or 0), exactly. Rounding is monotonic, so where the rounded
+    products differ their order is the exact one; where they are equal, their rounding errors
+    decide. float32 products are exact in float64."""
+    if a1.dtype != torch.float64:
+        a1, b1, a2, b2 = (v.double() for v in (a1, b1, a2, b2))
+        return torch.sign(a1 * b2 - b1 * a2)
+    p, q = a1 * b2, b1 * a2
+    ties = torch.sign(_product_error(a1, b2, p) - _product_error(b1, a2, q))
+    return torch.where(p != q, torch.sign(p - q), ties)
+
+
+def _hue_turn(a1, b1, a2, b2) -> torch.Tensor:
+    """The sign of Δh' (±1), from the unscaled a (a' = (1 + G) a scales both vectors alike): see
+    hue_turn in kernels/color_math.h."""
+    a1, b1, a2, b2 = (v.detach() for v in (a1, b1, a2, b2))
+    first_half = (b1 > 0) | ((b1 == 0) & (a1 > 0))  # h'1 < 180°: Sharma's 180° boundary
+    s = cross_sign(a1, b1, a2, b2).to(a1.dtype)
+    return torch.where(s != 0, s, torch.where(first_half, 1.0, -1.0))
+
+
+def _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey, turn):
+    """The direction (cos, sin) of h̄' and h̄' in degrees, from the chroma vectors as
+    kernels/color_math.h's hue_geometry computes them (see there why and how)."""
     c1s, c2s = torch.where(grey, 1.0, c1p), torch.where(grey, 1.0, c2p)
     u1x, u1y, u2x, u2y = a1p / c1s, b1 / c1s, a2p / c2s, b2 / c2s
     near = dot >= 0
@@ -100,14 +130,16 @@ def _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey):
     safe_norm = torch.where(norm > 0, norm, 1.0)
     cos_h = torch.where(norm > 0, x / safe_norm, 1.0)
     sin_h = torch.where(norm > 0, y / safe_norm, 0.0)
-    return turn, cos_h, sin_h, _hue_degrees(y, x)
+    return cos_h, sin_h, _hue_degrees(y, x)
 
 
 def delta_e2000(lab1, lab2, kL=1.0, kC=1.0, kH=1.0) -> torch.Tensor:
-    """ΔE00 after Sharma et al. (2005), L, a, b along dim 1 (removed in the result).
+    """ΔE00 after Sharma et al. (2005), L, a, b along dim 1 (removed in the result); NaN where a
+    component of either colour is NaN or infinite.
 
     As kernels/color_math.h computes it: the hue terms come from the chroma vectors (a', b) rather
-    than from hue angles, which is equivalent and which float32 rounds far less.
+    than from hue angles, which is equivalent and which float32 rounds far less; the side of the
+    180° hue discontinuity is decided exactly; identical colours give exactly 0.
     """
     acc = compute_dtype(lab1.dtype)
     L1, a1, b1 = lab1.to(acc).unbind(1)
@@ -116,25 +148,32 @@ def delta_e2000(lab1, lab2, kL=1.0, kC=1.0, kH=1.0) -> torch.Tensor:
     g = 0.5 * (1 - _chroma_ratio(c_bar))
     a1p, a2p = (1 + g) * a1, (1 + g) * a2
     c1p, c2p = _safe_sqrt(a1p * a1p + b1 * b1), _safe_sqrt(a2p * a2p + b2 * b2)
-    cc = c1p * c2p
+    cc, c_sum = c1p * c2p, c1p + c2p
     grey = cc == 0
-    dot, cross = a1p * a2p + b1 * b2, a1p * b2 - b1 * a2p
-    turn, cos_h, sin_h, mean_h = _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey)
+    dot = a1p * a2p + b1 * b2
+    da, db = a2p - a1p, b2 - b1  # differences before products: exact zeros for identical colours
+    turn = _hue_turn(a1, b1, a2, b2)
+    cos_h, sin_h, mean_h = _hue_geometry(a1p, b1, c1p, a2p, b2, c2p, dot, grey, turn)
 
     near = (dot >= 0) & ~grey
+    cross = a1p * db - b1 * da
     d_h_near = cross * _safe_sqrt(2 / torch.where(near, cc + dot, 1.0))
     d_h = torch.where(grey, 0.0, torch.where(near, d_h_near, turn * _safe_sqrt(2 * (cc - dot))))
     d_l = L2 - L1
-    d_c = c2p - c1p
+    chromatic = c_sum > 0
+    d_c_sq = da * (a2p + a1p) + db * (b2 + b1)  # C'2² - C'1²
+    d_c = torch.where(chromatic, d_c_sq / torch.where(chromatic, c_sum, 1.0), 0.0)
     l_bar_50_sq = ((L1 + L2) / 2 - 50) ** 2
-    c_bar_p = (c1p + c2p) / 2
+    c_bar_p = c_sum / 2
     s_l = 1 + 0.015 * l_bar_50_sq / torch.sqrt(20 + l_bar_50_sq)
     s_c = 1 + 0.045 * c_bar_p
     s_h = 1 + 0.015 * c_bar_p * _hue_weighting(cos_h, sin_h)
     d_theta = 30 * torch.exp(-(((mean_h - 275) / 25) ** 2))
     r_t = -2 * _chroma_ratio(c_bar_p) * torch.sin(torch.deg2rad(2 * d_theta))
     tl, tc, th = d_l / (kL * s_l), d_c / (kC * s_c), d_h / (kH * s_h)
-    return _safe_sqrt(tl * tl + tc * tc + th * th + r_t * tc * th).to(lab1.dtype)
+    de = _safe_sqrt(tl * tl + tc * tc + th * th + r_t * tc * th)
+    finite = torch.isfinite(lab1).all(1) & torch.isfinite(lab2).all(1)
+    return torch.where(finite, de, torch.nan).to(lab1.dtype)
 
 
 def forward_offsets(kernel_size: int) -> list[tuple[int, int]]:
@@ -159,7 +198,9 @@ def neighbour_count(height: int, width: int, radius: int, device) -> torch.Tenso
 
 
 def normalize_by_max(cv: torch.Tensor) -> torch.Tensor:
-    """Each image's map over its maximum; all-zero maps stay zero."""
+    """Each image's map over its maximum; all-zero maps (and empty ones) stay as they are."""
+    if cv.numel() == 0:
+        return cv
     peak = cv.amax(dim=(1, 2, 3), keepdim=True)
     return torch.where(peak > 0, cv / torch.where(peak > 0, peak, 1.0), 0.0)
 

@@ -2,16 +2,29 @@
 
 Triton has no atan2, cbrt or pow of its own (libdevice has them, but not the interpreter), so
 they are built from polynomials, exp and log below, accurate to float64. rgb_to_lab and
-delta_e2000 are elementwise, BLOCK pixels a program. color_variance takes a tile of the map a
-program and loops over the window's offsets; Triton has no shared-memory scatter, so unlike the
-CUDA kernel it computes each pair from both ends (twice the ΔE00 work).
+delta_e2000 are elementwise, BLOCK pixels a program, on operands of any strides. color_variance
+takes a tile of the map a program and loops over the window's offsets; Triton has no
+shared-memory scatter, so unlike the CUDA kernel it computes each pair from both ends (twice the
+ΔE00 work).
+
+Precision, compiled as interpreted:
+  - Comparisons round a Python float to float32 (arithmetic does not): thresholds are made in
+    the operand's dtype (`_gt`).
+  - Compiled float32 `/`, `tl.sqrt`, `tl.exp` and `tl.log` are approximate (div.full.f32,
+    sqrt.approx, ex2.approx): the math below divides and takes roots rounded to nearest, and
+    takes exp, log and sin from libdevice, which the interpreter lacks: INTERPRETED chooses.
+  - Kernel arguments that are Python floats arrive as float32: float64 scalars travel as their
+    int64 bit pattern (`_bits`, `_from_bits`).
 """
 
 from __future__ import annotations
 
+import struct
+
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 from fastadv._tensors import compute_dtype
 from fastadv.reference import color as reference
@@ -20,9 +33,111 @@ from fastadv.triton._common import launch
 BLOCK = 256
 TILE_H, TILE_W = 16, 32
 
-PI = 3.141592653589793
-DEG_PER_RAD = 180.0 / PI
-RAD_PER_DEG = PI / 180.0
+INTERPRETED = tl.constexpr(triton.knobs.runtime.interpret)
+PI = tl.constexpr(3.141592653589793)
+DEG_PER_RAD = tl.constexpr(180.0 / 3.141592653589793)
+RAD_PER_DEG = tl.constexpr(3.141592653589793 / 180.0)
+NAN = tl.constexpr(float("nan"))
+
+
+# ---- arithmetic in the operand's dtype, rounded as the C++ and CUDA kernels round it
+
+
+@triton.jit
+def _gt(x, threshold: tl.constexpr):
+    """x > threshold, the threshold in x's dtype."""
+    return x > tl.full([], threshold, x.dtype)
+
+
+@triton.jit
+def _div(x, y):
+    """x / y rounded to nearest (float64 `/` is; float32 `/` compiles to div.full.f32)."""
+    dtype = x.dtype if isinstance(x, tl.tensor) else y.dtype
+    if dtype == tl.float32:
+        q = tl.div_rn(x, y)
+    else:
+        q = x / y
+    return q
+
+
+@triton.jit
+def _sqrt(x):
+    if x.dtype == tl.float32:
+        r = tl.sqrt_rn(x)
+    else:
+        r = tl.sqrt(x)
+    return r
+
+
+@triton.jit
+def _exp(x):
+    if INTERPRETED:
+        r = tl.exp(x)
+    else:
+        r = libdevice.exp(x)
+    return r
+
+
+@triton.jit
+def _log(x):
+    if INTERPRETED:
+        r = tl.log(x)
+    else:
+        r = libdevice.log(x)
+    return r
+
+
+@triton.jit
+def _sin(x):
+    if INTERPRETED:
+        r = tl.sin(x)
+    else:
+        r = libdevice.sin(x)
+    return r
+
+
+@triton.jit
+def _from_bits(bits):
+    """The float64 whose bit pattern is the integer `bits` (see `_bits`)."""
+    return bits.to(tl.int64).to(tl.float64, bitcast=True)
+
+
+def _bits(value: float) -> int:
+    """The bit pattern of the float64 `value`, as an int Triton passes exactly."""
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+@triton.jit
+def _product_error(a, b, p):
+    """a * b - p exactly, for p = a * b rounded. Compiled, tl.fma is fused and gives it; the
+    interpreter's fma rounds twice, so there Dekker's product does, exact where each operation
+    rounds on its own (as numpy's do)."""
+    if INTERPRETED:
+        if a.dtype == tl.float64:
+            split = tl.full([], 134217729.0, a.dtype)  # 2^27 + 1
+        else:
+            split = tl.full([], 4097.0, a.dtype)  # 2^12 + 1
+        ca = split * a
+        cb = split * b
+        a_hi = ca - (ca - a)
+        b_hi = cb - (cb - b)
+        a_lo = a - a_hi
+        b_lo = b - b_hi
+        e = ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    else:
+        e = tl.fma(a, b, -p)
+    return e
+
+
+@triton.jit
+def _hue_turn(a1, b1, a2, b2):
+    """The sign of Δh' (±1) from the exact sign of a1 b2 - b1 a2 (hue_turn in color_math.h)."""
+    p = a1 * b2
+    q = b1 * a2
+    e = _product_error(a1, b2, p) - _product_error(b1, a2, q)
+    first_half = (b1 > 0) | ((b1 == 0) & (a1 > 0))  # h'1 < 180°: Sharma's 180° boundary
+    positive = (p > q) | ((p == q) & ((e > 0) | ((e == 0) & first_half)))
+    return tl.where(positive, 1.0, -1.0).to(a1.dtype)
 
 
 # ---- math Triton lacks
@@ -31,8 +146,8 @@ RAD_PER_DEG = PI / 180.0
 @triton.jit
 def _atan_unit(t):
     """atan(t) for t in [0, 1]: Cephes' rational approximation (atan_unit in color_math.h)."""
-    mid = t > 0.66
-    x = tl.where(mid, (t - 1.0) / (t + 1.0), t)
+    mid = _gt(t, 0.66)
+    x = tl.where(mid, _div(t - 1.0, t + 1.0), t)
     z = x * x
     p = (((-8.750608600031904122785e-1 * z - 1.615753718733365076637e1) * z
           - 7.500855792314704667340e1) * z - 1.228866684490136173410e2) * z \
@@ -40,7 +155,7 @@ def _atan_unit(t):
     q = ((((z + 2.485846490142306297962e1) * z + 1.650270098316988542046e2) * z
           + 4.328810604912902668951e2) * z + 4.853903996359136964868e2) * z \
         + 1.945506571482613964425e2  # fmt: skip
-    r = x + x * (z * p / q)
+    r = x + x * _div(z * p, q)
     return tl.where(mid, r + 0.7853981633974483096, r)
 
 
@@ -49,17 +164,17 @@ def _atan2(y, x):
     ax = tl.abs(x)
     ay = tl.abs(y)
     big = tl.maximum(ax, ay)
-    a = _atan_unit(tl.minimum(ax, ay) / tl.where(big > 0, big, 1.0))
+    a = _atan_unit(_div(tl.minimum(ax, ay), tl.where(big > 0, big, 1.0)))
     a = tl.where(ay > ax, 1.5707963267948966192 - a, a)
-    a = tl.where(x < 0, PI - a, a)
+    a = tl.where(x < 0, -a + PI, a)  # tensor first: the interpreter's constexpr - tensor fails
     return tl.where(y < 0, -a, a)
 
 
 @triton.jit
 def _cbrt_positive(t):
     """t^(1/3) for t > 0: exp(log(t) / 3), polished by a Newton step."""
-    y = tl.exp(tl.log(t) / 3.0)
-    return y - (y * y * y - t) / (3.0 * y * y)
+    y = _exp(_div(_log(t), 3.0))
+    return y - _div(y * y * y - t, 3.0 * y * y)
 
 
 # ---- sRGB -> CIELAB
@@ -67,14 +182,14 @@ def _cbrt_positive(t):
 
 @triton.jit
 def _srgb_to_linear(c):
-    above = c > 0.04045
-    u = (tl.where(above, c, 0.0) + 0.055) / 1.055
-    return tl.where(above, tl.exp(2.4 * tl.log(u)), c / 12.92)
+    above = _gt(c, 0.04045)
+    u = _div(tl.where(above, c, 0.0) + 0.055, 1.055)
+    return tl.where(above, _exp(2.4 * _log(u)), _div(c, 12.92))
 
 
 @triton.jit
 def _lab_f(t):
-    above = t > 0.008856
+    above = _gt(t, 0.008856)
     return tl.where(above, _cbrt_positive(tl.where(above, t, 1.0)), 7.787 * t + 16.0 / 116.0)
 
 
@@ -83,9 +198,9 @@ def _rgb_to_lab(r, g, b):
     r = _srgb_to_linear(r)
     g = _srgb_to_linear(g)
     b = _srgb_to_linear(b)
-    x = (0.412453 * r + 0.357580 * g + 0.180423 * b) / 0.95047
+    x = _div(0.412453 * r + 0.357580 * g + 0.180423 * b, 0.95047)
     y = 0.212671 * r + 0.715160 * g + 0.072169 * b
-    z = (0.019334 * r + 0.119193 * g + 0.950227 * b) / 1.08883
+    z = _div(0.019334 * r + 0.119193 * g + 0.950227 * b, 1.08883)
     fx = _lab_f(x)
     fy = _lab_f(y)
     fz = _lab_f(z)
@@ -99,7 +214,7 @@ def _rgb_to_lab(r, g, b):
 def _chroma_ratio(c):
     c2 = c * c
     c7 = c2 * c2 * c2 * c
-    return tl.sqrt(c7 / (c7 + 6103515625.0))
+    return _sqrt(_div(c7, c7 + 6103515625.0))
 
 
 @triton.jit
@@ -127,93 +242,119 @@ def _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh)
     g = 0.5 * (1.0 - _chroma_ratio((c1 + c2) * 0.5))
     a1p = (1.0 + g) * a1
     a2p = (1.0 + g) * a2
-    c1p = tl.sqrt(a1p * a1p + b1 * b1)
-    c2p = tl.sqrt(a2p * a2p + b2 * b2)
+    c1p = _sqrt(a1p * a1p + b1 * b1)
+    c2p = _sqrt(a2p * a2p + b2 * b2)
     cc = c1p * c2p
+    c_sum = c1p + c2p
     grey = cc == 0
     dot = a1p * a2p + b1 * b2
-    cross = a1p * b2 - b1 * a2p
+    # differences before products: exact zeros for identical colours, whatever LLVM contracts
+    da = a2p - a1p
+    db = b2 - b1
+    turn = _hue_turn(a1, b1, a2, b2)
 
-    # hue_turn and hue_geometry: the sign of Δh', the direction of h̄' and h̄' itself.
-    p = a1p * b2
-    q = b1 * a2p
-    first_half = (b1 > 0) | ((b1 == 0) & (a1p > 0))
-    turn = tl.where(p != q, tl.where(p > q, 1.0, -1.0), tl.where(first_half, 1.0, -1.0))
-    turn = turn.to(dot.dtype)
+    # hue_geometry: the direction of h̄' and h̄' itself
     near = dot >= 0
-    c1s = tl.where(grey, 1.0, c1p)
-    c2s = tl.where(grey, 1.0, c2p)
-    inv1 = 1.0 / c1s
-    inv2 = 1.0 / c2s
+    inv1 = _div(1.0, tl.where(grey, 1.0, c1p))
+    inv2 = _div(1.0, tl.where(grey, 1.0, c2p))
     u1x = a1p * inv1
     u1y = b1 * inv1
     u2x = a2p * inv2
     u2y = b2 * inv2
     x = tl.where(grey, a1p + a2p, tl.where(near, u1x + u2x, turn * (u2y - u1y)))
     y = tl.where(grey, b1 + b2, tl.where(near, u1y + u2y, turn * (u1x - u2x)))
-    norm = tl.sqrt(x * x + y * y)
-    inv_norm = 1.0 / tl.where(norm > 0, norm, 1.0)
+    norm = _sqrt(x * x + y * y)
+    inv_norm = _div(1.0, tl.where(norm > 0, norm, 1.0))
     cos_h = tl.where(norm > 0, x * inv_norm, 1.0)
     sin_h = tl.where(norm > 0, y * inv_norm, 0.0)
     mean_h = _hue_degrees(y, x)
 
-    # delta_hue_term
-    d_h_near = cross * tl.sqrt(2.0 / tl.where(near & (cc != 0), cc + dot, 1.0))
-    d_h_far = turn * tl.sqrt(tl.maximum(2.0 * (cc - dot), 0.0))  # >= 0 where it is used
+    # delta_hue_term, and C'2 - C'1 = (C'2² - C'1²) / (C'1 + C'2)
+    cross = a1p * db - b1 * da
+    d_h_near = cross * _sqrt(_div(2.0, tl.where(near & (cc != 0), cc + dot, 1.0)))
+    d_h_far = turn * _sqrt(tl.maximum(2.0 * (cc - dot), 0.0))  # >= 0 where it is used
     d_h = tl.where(grey, 0.0, tl.where(near, d_h_near, d_h_far))
+    d_c_sq = da * (a2p + a1p) + db * (b2 + b1)
+    d_c = tl.where(c_sum > 0, _div(d_c_sq, tl.where(c_sum > 0, c_sum, 1.0)), 0.0)
 
     d_l = L2 - L1
-    d_c = c2p - c1p
     l_bar_50 = (L1 + L2) * 0.5 - 50.0
     l_bar_50_sq = l_bar_50 * l_bar_50
-    c_bar_p = (c1p + c2p) * 0.5
-    s_l = 1.0 + 0.015 * l_bar_50_sq / tl.sqrt(20.0 + l_bar_50_sq)
+    c_bar_p = c_sum * 0.5
+    s_l = 1.0 + _div(0.015 * l_bar_50_sq, _sqrt(20.0 + l_bar_50_sq))
     s_c = 1.0 + 0.045 * c_bar_p
     s_h = 1.0 + 0.015 * c_bar_p * _hue_weighting(cos_h, sin_h)
     theta_arg = (mean_h - 275.0) * 0.04  # / 25
-    d_theta = 30.0 * tl.exp(-theta_arg * theta_arg)
-    r_t = -2.0 * _chroma_ratio(c_bar_p) * tl.sin(2.0 * d_theta * RAD_PER_DEG)
-    t_l = d_l * inv_kl / s_l
-    t_c = d_c * inv_kc / s_c
-    t_h = d_h * inv_kh / s_h
-    return tl.maximum(t_l * t_l + t_c * t_c + t_h * t_h + r_t * t_c * t_h, 0.0)
+    d_theta = 30.0 * _exp(-theta_arg * theta_arg)
+    r_t = -2.0 * _chroma_ratio(c_bar_p) * _sin(2.0 * d_theta * RAD_PER_DEG)
+    t_l = _div(d_l * inv_kl, s_l)
+    t_c = _div(d_c * inv_kc, s_c)
+    t_h = _div(d_h * inv_kh, s_h)
+    sq = t_l * t_l + t_c * t_c + t_h * t_h + r_t * t_c * t_h
+    return tl.where(sq > 0, sq, 0.0)
+
+
+@triton.jit
+def _is_finite(v):
+    return (v - v) == 0
 
 
 # ---- kernels
 
 
 @triton.jit
-def _rgb_to_lab_kernel(rgb_ptr, lab_ptr, n, inner, BLOCK: tl.constexpr):
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    inside = i < n
-    base = (i // inner) * 3 * inner + i % inner
-    r = tl.load(rgb_ptr + base, mask=inside)
-    g = tl.load(rgb_ptr + base + inner, mask=inside)
-    b = tl.load(rgb_ptr + base + 2 * inner, mask=inside)
-    L, a, b = _rgb_to_lab(r, g, b)
-    tl.store(lab_ptr + base, L, mask=inside)
-    tl.store(lab_ptr + base + inner, a, mask=inside)
-    tl.store(lab_ptr + base + 2 * inner, b, mask=inside)
+def _pixel_offset(i, inner, s_outer, s_inner):
+    """Offset of pixel i of an [M, inner] grid of pixels with strides s_outer, s_inner."""
+    return (i // inner) * s_outer + (i % inner) * s_inner
 
 
 @triton.jit
-def _delta_e2000_kernel(x_ptr, y_ptr, inv_k_ptr, out_ptr, n, inner, BLOCK: tl.constexpr):
+def _rgb_to_lab_kernel(
+    rgb_ptr, lab_ptr, n, inner,
+    in_outer, in_channel, in_inner, out_outer, out_channel, out_inner,
+    BLOCK: tl.constexpr,
+):  # fmt: skip
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = i < n
-    base = (i // inner) * 3 * inner + i % inner
-    L1 = tl.load(x_ptr + base, mask=inside, other=0.0)
-    a1 = tl.load(x_ptr + base + inner, mask=inside, other=0.0)
-    b1 = tl.load(x_ptr + base + 2 * inner, mask=inside, other=0.0)
-    L2 = tl.load(y_ptr + base, mask=inside, other=0.0)
-    a2 = tl.load(y_ptr + base + inner, mask=inside, other=0.0)
-    b2 = tl.load(y_ptr + base + 2 * inner, mask=inside, other=0.0)
-    c1 = tl.sqrt(a1 * a1 + b1 * b1)
-    c2 = tl.sqrt(a2 * a2 + b2 * b2)
-    inv_kl = tl.load(inv_k_ptr)
-    inv_kc = tl.load(inv_k_ptr + 1)
-    inv_kh = tl.load(inv_k_ptr + 2)
-    e2 = _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh)
-    tl.store(out_ptr + i, tl.sqrt(e2), mask=inside)
+    src = rgb_ptr + _pixel_offset(i, inner, in_outer, in_inner)
+    r = tl.load(src, mask=inside)
+    g = tl.load(src + in_channel, mask=inside)
+    b = tl.load(src + 2 * in_channel, mask=inside)
+    L, a, b = _rgb_to_lab(r, g, b)
+    dst = lab_ptr + _pixel_offset(i, inner, out_outer, out_inner)
+    tl.store(dst, L, mask=inside)
+    tl.store(dst + out_channel, a, mask=inside)
+    tl.store(dst + 2 * out_channel, b, mask=inside)
+
+
+@triton.jit(do_not_specialize=["kl_bits", "kc_bits", "kh_bits"])
+def _delta_e2000_kernel(
+    x_ptr, y_ptr, out_ptr, n, inner,
+    x_outer, x_channel, x_inner, y_outer, y_channel, y_inner, out_outer, out_inner,
+    kl_bits, kc_bits, kh_bits,
+    BLOCK: tl.constexpr,
+):  # fmt: skip
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inside = i < n
+    x = x_ptr + _pixel_offset(i, inner, x_outer, x_inner)
+    y = y_ptr + _pixel_offset(i, inner, y_outer, y_inner)
+    L1 = tl.load(x, mask=inside, other=0.0)
+    a1 = tl.load(x + x_channel, mask=inside, other=0.0)
+    b1 = tl.load(x + 2 * x_channel, mask=inside, other=0.0)
+    L2 = tl.load(y, mask=inside, other=0.0)
+    a2 = tl.load(y + y_channel, mask=inside, other=0.0)
+    b2 = tl.load(y + 2 * y_channel, mask=inside, other=0.0)
+    c1 = _sqrt(a1 * a1 + b1 * b1)
+    c2 = _sqrt(a2 * a2 + b2 * b2)
+    inv_kl = (1.0 / _from_bits(kl_bits)).to(L1.dtype)
+    inv_kc = (1.0 / _from_bits(kc_bits)).to(L1.dtype)
+    inv_kh = (1.0 / _from_bits(kh_bits)).to(L1.dtype)
+    e = _sqrt(_delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, inv_kl, inv_kc, inv_kh))
+    # NaN for a NaN or infinite component, rather than the clamp's 0 ("identical colours")
+    finite = _is_finite(L1) & _is_finite(a1) & _is_finite(b1)
+    finite = finite & _is_finite(L2) & _is_finite(a2) & _is_finite(b2)
+    e = tl.where(finite, e, NAN)
+    tl.store(out_ptr + _pixel_offset(i, inner, out_outer, out_inner), e, mask=inside)
 
 
 @triton.jit
@@ -221,40 +362,50 @@ def _window_extent(i, n, radius):
     return tl.minimum(i + radius, n - 1) - tl.maximum(i - radius, 0) + 1
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["sigma_bits"])
 def _color_variance_kernel(
-    lab_ptr, weight_sq_ptr, out_ptr, height, width, radius,
+    lab_ptr, out_ptr, height, width, radius, sigma_bits,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr,
 ):  # fmt: skip
-    plane = height * width
-    image = tl.program_id(2).to(tl.int64)
+    # One dimension of the grid for every tile of every image: axis 0 takes 2^31 - 1 programs,
+    # axes 1 and 2 only 65535.
+    tiles_x = tl.cdiv(width, TILE_W)
+    tiles = tiles_x * tl.cdiv(height, TILE_H)
+    program = tl.program_id(0).to(tl.int64)
+    image = program // tiles
+    tile = program % tiles
+    plane = height.to(tl.int64) * width
     lab = lab_ptr + image * 3 * plane
-    ys = tl.program_id(1) * TILE_H + tl.arange(0, TILE_H)[:, None]
-    xs = tl.program_id(0) * TILE_W + tl.arange(0, TILE_W)[None, :]
+    ys = (tile // tiles_x) * TILE_H + tl.arange(0, TILE_H)[:, None]
+    xs = (tile % tiles_x) * TILE_W + tl.arange(0, TILE_W)[None, :]
     inside = (ys < height) & (xs < width)
     p = ys * width + xs
     L1 = tl.load(lab + p, mask=inside, other=0.0)
     a1 = tl.load(lab + plane + p, mask=inside, other=0.0)
     b1 = tl.load(lab + 2 * plane + p, mask=inside, other=0.0)
-    c1 = tl.sqrt(a1 * a1 + b1 * b1)
+    c1 = _sqrt(a1 * a1 + b1 * b1)
     one = tl.full([], 1.0, L1.dtype)
+    # g(d)² = (exp(-|d|² / 2σ²) / 2πσ²)², as gaussian_weight_squared in color_math.h
+    sigma = _from_bits(sigma_bits).to(L1.dtype)
+    two_s2 = 2.0 * sigma * sigma
     total = tl.zeros([TILE_H, TILE_W], dtype=L1.dtype)
     side = 2 * radius + 1
     for o in range(0, side * side):
         dy = o // side - radius
         dx = o % side - radius
+        g = _div(_exp(_div(-(dy * dy + dx * dx).to(L1.dtype), two_s2)), two_s2 * PI)
         qy = ys + dy
         qx = xs + dx
-        ok = inside & (qy >= 0) & (qy < height) & (qx >= 0) & (qx < width)
+        ok = inside & (qy >= 0) & (qy < height) & (qx >= 0) & (qx < width) & (dy * dy + dx * dx > 0)
         q = qy * width + qx
         L2 = tl.load(lab + q, mask=ok, other=0.0)
         a2 = tl.load(lab + plane + q, mask=ok, other=0.0)
         b2 = tl.load(lab + 2 * plane + q, mask=ok, other=0.0)
-        c2 = tl.sqrt(a2 * a2 + b2 * b2)
+        c2 = _sqrt(a2 * a2 + b2 * b2)
         e2 = _delta_e2000_squared(L1, a1, b1, c1, L2, a2, b2, c2, one, one, one)
-        total += tl.where(ok, tl.load(weight_sq_ptr + o) * e2, 0.0)  # weight 0 at the centre
+        total += tl.where(ok, g * g * e2, 0.0)
     count = _window_extent(ys, height, radius) * _window_extent(xs, width, radius) - 1
-    cv = tl.where(count > 0, tl.sqrt(total / tl.maximum(count, 1)), 0.0)
+    cv = tl.where(count > 0, _sqrt(_div(total, tl.maximum(count, 1).to(L1.dtype))), 0.0)
     tl.store(out_ptr + image * plane + p, cv, mask=inside)
 
 
@@ -262,17 +413,20 @@ def _color_variance_kernel(
 
 
 def _compute(t: torch.Tensor) -> torch.Tensor:
-    return t.to(compute_dtype(t.dtype)).contiguous()
+    """t in the dtype the kernels compute in, its strides kept."""
+    return t.to(compute_dtype(t.dtype))
 
 
 @torch.library.custom_op("fastadv::rgb_to_lab_triton", mutates_args=())
 def rgb_to_lab_triton(rgb: torch.Tensor) -> torch.Tensor:
-    """Triton version of torch.ops.fastadv.rgb_to_lab: rgb [M, 3, P]."""
+    """Triton version of torch.ops.fastadv.rgb_to_lab: rgb [M, 3, P], any strides."""
     x = _compute(rgb)
     out = torch.empty_like(x)
     n = x.shape[0] * x.shape[2]
     if n:
-        launch(_rgb_to_lab_kernel, (triton.cdiv(n, BLOCK),), x, out, n, x.shape[2], BLOCK=BLOCK)
+        grid = (triton.cdiv(n, BLOCK),)
+        launch(_rgb_to_lab_kernel, grid, x, out, n, x.shape[2], *x.stride(), *out.stride(),
+               BLOCK=BLOCK)  # fmt: skip
     return out.to(rgb.dtype)
 
 
@@ -281,14 +435,14 @@ def delta_e2000_triton(
     lab1: torch.Tensor, lab2: torch.Tensor, kl: float, kc: float, kh: float
 ) -> torch.Tensor:
     """Triton version of torch.ops.fastadv.delta_e2000: lab1, lab2 [M, 3, P] -> [M, P]."""
-    x, y = _compute(lab1), _compute(lab2)
-    # Triton passes Python floats as float32: the weights travel in a tensor.
-    inv_k = torch.tensor([1 / kl, 1 / kc, 1 / kh], dtype=x.dtype, device=x.device)
+    x = _compute(lab1)
+    y = lab2.to(x.dtype)
     out = x.new_empty((x.shape[0], x.shape[2]))
     n = out.numel()
     if n:
         grid = (triton.cdiv(n, BLOCK),)
-        launch(_delta_e2000_kernel, grid, x, y, inv_k, out, n, x.shape[2], BLOCK=BLOCK)
+        launch(_delta_e2000_kernel, grid, x, y, out, n, x.shape[2], *x.stride(), *y.stride(),
+               *out.stride(), _bits(kl), _bits(kc), _bits(kh), BLOCK=BLOCK)  # fmt: skip
     return out.to(lab1.dtype)
 
 
@@ -298,29 +452,12 @@ def color_variance_triton(
 ) -> torch.Tensor:
     """Triton version of torch.ops.fastadv.color_variance: rgb [B, 3, H, W] -> [B, 1, H, W]."""
     batch, _, height, width = rgb.shape
-    lab = rgb_to_lab_triton(_compute(rgb).reshape(batch, 3, height * width))
-    r = kernel_size // 2
-    weights = [
-        reference.gaussian_weight(dy, dx, sigma) ** 2 if (dy, dx) != (0, 0) else 0.0
-        for dy in range(-r, r + 1)
-        for dx in range(-r, r + 1)
-    ]
-    weight_sq = torch.tensor(weights, dtype=lab.dtype, device=lab.device)
+    lab = rgb_to_lab_triton(_compute(rgb).contiguous().reshape(batch, 3, height * width))
     out = lab.new_empty((batch, 1, height, width))
     if out.numel():
-        grid = (triton.cdiv(width, TILE_W), triton.cdiv(height, TILE_H), batch)
-        launch(
-            _color_variance_kernel,
-            grid,
-            lab,
-            weight_sq,
-            out,
-            height,
-            width,
-            r,
-            TILE_H=TILE_H,
-            TILE_W=TILE_W,
-        )
+        grid = (batch * triton.cdiv(height, TILE_H) * triton.cdiv(width, TILE_W),)
+        launch(_color_variance_kernel, grid, lab, out, height, width, kernel_size // 2,
+               _bits(sigma), TILE_H=TILE_H, TILE_W=TILE_W)  # fmt: skip
     return (reference.normalize_by_max(out) if normalize else out).to(rgb.dtype)
 
 

@@ -1,6 +1,8 @@
 // Tests of the shared colour math (kernels/color_math.h) on the CPU, without torch (run by ctest).
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 
 #include "kernels/color_math.h"
 
@@ -106,6 +108,81 @@ void test_window_extent_and_weights() {
   expect_near(fastadv::gaussian_weight_squared(0, 1, 1.0), g * g, 1e-15, "g(1)^2");
 }
 
+// The sign of a1 b2 - b1 a2 where the rounded products are equal and only their rounding errors
+// tell the exact ones apart: (1 + e)(1 + e) = 1 + 2e + e², rounded to 1 + 2e, against
+// (1 + 2e) * 1. Double goes through fma, float (on the host) through exact double products.
+template <typename T>
+void test_cross_sign_of_equal_rounded_products(T e, const char* what) {
+  const T one_e = T(1) + e, one_2e = T(1) + 2 * e;
+  expect_near(one_e * one_e == one_2e ? 1 : 0, 1, 0, what);  // the products round alike
+  expect_near(fastadv::cross_sign(one_e, one_2e, T(1), one_e), 1, 0, what);
+  expect_near(fastadv::cross_sign(one_2e, one_e, one_e, T(1)), -1, 0, what);
+  expect_near(fastadv::cross_sign(T(2), T(3), T(4), T(6)), 0, 0, what);  // exactly parallel
+  expect_near(fastadv::hue_turn(T(2), T(3), T(-4), T(-6)), 1, 0, "hue_turn, h'1 < 180");
+  expect_near(fastadv::hue_turn(T(-2), T(-3), T(4), T(6)), -1, 0, "hue_turn, h'1 > 180");
+}
+
+// Pseudo-random Lab colours.
+template <typename T>
+struct RandomLab {
+  uint32_t state = 12345;
+  T uniform(double lo, double hi) {
+    state = state * 1664525u + 1013904223u;
+    return T(lo + (hi - lo) * (state >> 8) / double(1 << 24));
+  }
+  fastadv::LabC<T> next() {
+    const T L = uniform(0, 100), a = uniform(-128, 128), b = uniform(-128, 128);
+    return fastadv::with_chroma(L, a, b);
+  }
+};
+
+// c, through memory the compiler cannot see through: it must not know the two are equal.
+template <typename T>
+fastadv::LabC<T> opaque_copy(const fastadv::LabC<T>& c) {
+  volatile T v[4] = {c.L, c.a, c.b, c.c};
+  return {v[0], v[1], v[2], v[3]};
+}
+
+// How many of n random colours have a non-zero ΔE00 with themselves.
+template <typename T>
+FASTADV_HD_INLINE int nonzero_self_differences(int n) {
+  RandomLab<T> random;
+  int nonzero = 0;
+  for (int i = 0; i < n; ++i) {
+    const fastadv::LabC<T> c = random.next();
+    nonzero += fastadv::delta_e2000_squared(c, opaque_copy(c), T(1), T(1), T(1)) != T(0);
+  }
+  return nonzero;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// The same compiled with fused multiply-adds, which gcc contracts products and sums into.
+template <typename T>
+__attribute__((target("fma"))) int nonzero_self_differences_fma(int n) {
+  return nonzero_self_differences<T>(n);
+}
+#endif
+
+// ΔE00 of a colour with itself is exactly 0 (the differences cancel before any product, so
+// however the compiler contracts), and a NaN or infinite component gives NaN.
+template <typename T>
+void test_identical_and_non_finite_colours(const char* what) {
+  expect_near(nonzero_self_differences<T>(10000), 0, 0, what);
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+  if (__builtin_cpu_supports("fma"))
+    expect_near(nonzero_self_differences_fma<T>(10000), 0, 0, what);
+#endif
+  const fastadv::Lab<T> ok{T(50), T(10), T(-20)};
+  for (const T bad : {T(NAN), T(INFINITY), -T(INFINITY)}) {
+    for (int k = 0; k < 3; ++k) {
+      fastadv::Lab<T> v = ok;
+      (k == 0 ? v.L : k == 1 ? v.a : v.b) = bad;
+      expect_near(std::isnan(fastadv::delta_e2000(v, ok, T(1), T(1), T(1))) ? 1 : 0, 1, 0, what);
+      expect_near(std::isnan(fastadv::delta_e2000(ok, v, T(1), T(1), T(1))) ? 1 : 0, 1, 0, what);
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -115,6 +192,10 @@ int main() {
   test_float_polynomials();
   test_rgb_to_lab();
   test_window_extent_and_weights();
+  test_cross_sign_of_equal_rounded_products(std::ldexp(1.0, -30), "cross_sign (double)");
+  test_cross_sign_of_equal_rounded_products(std::ldexp(1.f, -12), "cross_sign (float)");
+  test_identical_and_non_finite_colours<double>("identical / non-finite (double)");
+  test_identical_and_non_finite_colours<float>("identical / non-finite (float)");
   if (failures == 0) std::printf("color math: all passed\n");
   return failures == 0 ? 0 : 1;
 }
