@@ -11,7 +11,8 @@ torchvision:NAME[.WEIGHTS] or package.module:callable.
 
 A command declares its arguments in one function and does its work in another; a study is a
 module of fastadv.experiments (see fastadv.experiments.study). A user's mistake, from argparse
-or from the work (a UsageError), ends in `run` as one line on stderr and exit code 2.
+or from the work (a UsageError, or a ModelError: a model argument that cannot be loaded), ends
+in `run` as one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def main(argv=None) -> int:
 
 
 def run(parser: argparse.ArgumentParser, argv=None) -> int:
-    """Parses argv and runs its command; a UsageError becomes one line and exit code 2."""
+    """Parses argv and runs its command; a user's mistake becomes one line and exit code 2."""
+    from fastadv.models import ModelError
+
     try:
         args = parser.parse_args(argv)
         return args.run(args)
-    except UsageError as error:
+    except (UsageError, ModelError) as error:
         print(f"fastadv: {error}", file=sys.stderr)
         return 2
 

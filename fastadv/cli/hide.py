@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -64,28 +63,27 @@ def run(args: argparse.Namespace) -> int:
     classes = class_ids(args.classes, names, found.logits[1], args.model)
     photo_jobs.prepare(args, found)
     shown = ", ".join(names[k] if names is not None else f"class {k}" for k in classes)
-    print(f"{'photo':32} {'size':>11} {'attack at':>11} {'hidden':>14} {'iter':>5}  output")
-    rows = [_hide_one(job, found, classes, shown, args) for job in found.jobs]
-    showing = [row for row in rows if not math.isnan(row.hidden)]
-    met = sum(row.hidden >= args.min_hidden for row in showing)
+    print(f"{'image':32} {'size':>11} {'attack at':>11} {'hidden':>14} {'iter':>5}  output")
+    results = photo_jobs.each(found, lambda job: _hide_one(job, found, classes, shown, args))
+    showing = [hidden for hidden in results if hidden is not None and not math.isnan(hidden)]
+    met = sum(hidden >= args.min_hidden for hidden in showing)
     parts = [
-        f"{met} of {len(showing)} photos that show {shown} have at least {args.min_hidden:.0%} "
+        f"{met} of {len(showing)} images that show {shown} have at least {args.min_hidden:.0%} "
         f"of those pixels hidden at eps {args.eps:g}"
     ]
-    if len(showing) < len(rows):
-        parts.append(f"{len(rows) - len(showing)} show no {shown} (nothing written)")
-    if found.unreadable:
-        parts.append(f"{len(found.unreadable)} could not be read")
+    absent = sum(hidden is not None and math.isnan(hidden) for hidden in results)
+    if absent:
+        parts.append(f"{absent} show no {shown} (nothing written)")
+    failed = len(args.images) - len(showing) - absent
+    if failed:
+        parts.append(f"{failed} could not be read or written")
     print(f"{'; '.join(parts)}; model: {model_line(found.info, photos=True)}")
-    return 0 if met == len(showing) and not found.unreadable else 1
+    return 0 if met == len(showing) and not failed else 1
 
 
-@dataclass
-class Row:
-    hidden: float  # the share of the classes' pixels hidden; NaN: the model sees none
-
-
-def _hide_one(job, found, classes, names, args) -> Row:
+def _hide_one(job, found, classes, names, args) -> float:
+    """The share of the classes' pixels hidden in the file written; NaN (and nothing written)
+    when the model sees none of them."""
     from fastadv.attacks import hide_classes
     from fastadv.attacks.fgsm import kurakin_steps
     from fastadv.experiments.panels import hide_panel
@@ -103,7 +101,7 @@ def _hide_one(job, found, classes, names, args) -> Row:
     sizes = f"{job.path.name[:32]:32} {size_text(job.size):>11} {size_text(job.work):>11}"
     if done.held is None:
         print(f"{sizes} {'-':>14} {0:>5}  none: the model sees no {names} to hide")
-        return Row(math.nan)
+        return math.nan
     with torch.no_grad():
         after = done.net(done.held).argmax(1)
     hidden = hidden_fraction(result.clean_pred, after, classes)[0].item()
@@ -115,7 +113,7 @@ def _hide_one(job, found, classes, names, args) -> Row:
     met = hidden >= args.min_hidden
     shown = f"{hidden:.1%}" + ("" if met else " (short)")
     print(f"{sizes} {shown:>14} {int(result.iterations[0]):>5}  {job.out}")
-    return Row(hidden)
+    return hidden
 
 
 def class_ids(wanted, names, count: int, model: str) -> list[int]:

@@ -35,6 +35,7 @@ from fastadv.photos import (
 )
 
 FORMATS = ("png", "jpg", "webp")
+PROGRESS_DELAY = 2.0  # seconds an attack runs before its progress bar is shown
 
 
 def add_arguments(p: argparse.ArgumentParser, default_model: str, task_text: str) -> None:
@@ -236,12 +237,27 @@ def attack_photo(
     return Attacked(net, x, result, held)
 
 
+def each(found: Setup, work: Callable[[Job], object]) -> list:
+    """work(job) for every photo; one that cannot be read or written now (a file made or
+    removed meanwhile, a full disk) is reported, its result None, and the others go on."""
+    results = []
+    for job in found.jobs:
+        try:
+            results.append(work(job))
+        except PhotoError as error:
+            warn(f"skipping {error}")
+            results.append(None)
+    return results
+
+
 @contextlib.contextmanager
 def progress(model: torch.nn.Module, passes: int, name: str):
     """A progress bar of the model's forward passes while an attack runs (the attack functions
     have no progress hook: a forward hook on the model counts them), shown once the attack has
-    taken 2 s. An attack that stops early leaves it short of `passes`."""
-    bar = tqdm(total=passes, desc=name, unit="pass", leave=False, delay=2, file=sys.stderr)
+    run PROGRESS_DELAY seconds. An attack that stops early leaves it short of `passes`."""
+    bar = tqdm(
+        total=passes, desc=name, unit="pass", leave=False, delay=PROGRESS_DELAY, file=sys.stderr
+    )
 
     def count(*_) -> None:  # a hook that returned a value would replace the model's output
         bar.update()

@@ -48,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
     photo_jobs.prepare(args, found)
     photo_jobs.warn(REENCODING)
     print(
-        f"{'photo':28} {'size':>11} {'attack at':>11} {'before':24} {'after':24} "
+        f"{'image':28} {'size':>11} {'attack at':>11} {'before':24} {'after':24} "
         f"{'protected':>9} {'iter':>4}  output"
     )
-    protected = sum(_protect_one(job, found, args) for job in found.jobs)
-    unreadable = f"; {len(found.unreadable)} could not be read" if found.unreadable else ""
+    results = photo_jobs.each(found, lambda job: _protect_one(job, found, args))
+    protected = results.count(True)
+    failed = len(args.images) - len(results) + results.count(None)
+    failures = f"; {failed} could not be read or written" if failed else ""
     print(
-        f"{protected} of {len(found.jobs)} photos protected ({args.condition}){unreadable}; "
+        f"{protected} of {len(args.images)} images protected ({args.condition}){failures}; "
         f"model: {model_line(found.info, photos=True)}"
     )
     return 0 if protected == len(args.images) else 1
