@@ -23,6 +23,7 @@ from fastadv.models import compact_fcn8s, describe, load, save_weights
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 ORIENTATION = ExifTags.Base.Orientation
+NETS = "_user_nets"  # tests/_user_nets.py: a user's factories for --model package.module:callable
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +161,7 @@ def test_hide_with_a_torchvision_segmentation_model(astronaut, hub, capsys):
 def test_protect_with_a_torchvision_classifier(astronaut, hub, capsys):
     cache_random_weights("mobilenet_v3_small", hub)
     out = astronaut.parent / "out"
-    argv = ["protect", str(astronaut), "--model", "torchvision:mobilenet_v3_small", "--steps", "3"]
+    argv = ["protect", str(astronaut), "--model", "torchvision:mobilenet_v3_small", "--steps", "1"]
     code = main([*argv, "--max-side", "96", "--out", str(out)])
     printed = capsys.readouterr().out
     summary = printed.splitlines()[-1]
@@ -192,77 +193,49 @@ def test_places365_checkpoint_converted_then_used(astronaut, tmp_path, capsys):
     assert code in (0, 1)
 
 
-FACTORY = """
-import torch
-from fastadv.models import SEGMENTATION, ModelInfo
-from fastadv.models.info import attach
-
-
-def three_classes():
-    torch.manual_seed(0)
-    net = torch.nn.Conv2d(3, 3, 1)
-    with torch.no_grad():
-        net.weight.copy_(torch.eye(3)[:, :, None, None] * 8)  # the strongest channel wins
-    return attach(net, ModelInfo("rgb-namer", SEGMENTATION, ("red", "green", "blue")))
-
-
-def unnamed():
-    return torch.nn.Conv2d(3, 2, 1)
-
-
-def huge():
-    '''4096 channels a pixel: a 6000x4000 photo at full size needs about 800 GB.'''
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4096, 1), torch.nn.Conv2d(4096, 2, 1))
-"""
-
-
-@pytest.fixture
-def factories(tmp_path, monkeypatch):
-    (tmp_path / "user_nets.py").write_text(FACTORY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "user_nets"
-    sys.modules.pop("user_nets", None)
-
-
-def test_hide_with_a_users_factory_by_class_name(factories, tmp_path, capsys):
+def test_hide_with_a_users_factory_by_class_name(tmp_path, capsys):
     """A factory's own class names; the red pixels hidden, reported against --min-hidden."""
     pixels = np.zeros((24, 24, 3), np.uint8)
     pixels[:, :12] = (200, 150, 150)  # reddish: "red", within reach of eps 40
     pixels[:, 12:] = (40, 40, 200)
     photo = save(pixels, tmp_path / "halves.png")
-    argv = ["hide", str(photo), "--model", f"{factories}:three_classes", "--classes", "red"]
+    argv = ["hide", str(photo), "--model", f"{NETS}:three_classes", "--classes", "red"]
     code = main([*argv, "--eps", "40", "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out
     assert code == 0 and "100.0%" in printed
     assert "1 of 1 images that show red have at least 90% of those pixels hidden" in printed
     assert printed.splitlines()[-1].endswith("model: rgb-namer")
-    argv = ["hide", str(photo), "--model", f"{factories}:three_classes", "--classes", "red"]
+    argv = ["hide", str(photo), "--model", f"{NETS}:three_classes", "--classes", "red"]
     code = main([*argv, "--eps", "1", "--min-hidden", "1", "--out", str(tmp_path / "o2")])
     assert code == 1 and "(short)" in capsys.readouterr().out
 
 
-def test_no_class_in_the_photo_is_said_and_nothing_written(factories, tmp_path, capsys):
+def test_nothing_or_everything_to_hide_is_said_and_nothing_written(tmp_path, capsys):
     blue = save(np.full((16, 16, 3), (20, 20, 220), np.uint8), tmp_path / "blue.png")
-    argv = ["hide", str(blue), "--model", f"{factories}:three_classes", "--classes", "red"]
+    argv = ["hide", str(blue), "--model", f"{NETS}:three_classes", "--classes", "red"]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "none: the model sees no red to hide" in printed
     assert "1 show no red (nothing written)" in printed
     assert not list((tmp_path / "out").glob("blue_hidden*"))
+    red = save(np.full((16, 16, 3), (220, 20, 20), np.uint8), tmp_path / "red.png")
+    argv = ["hide", str(red), "--model", f"{NETS}:three_classes", "--classes", "red"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 1  # nothing can be hidden
+    assert "every pixel is red: no other class can take over" in capsys.readouterr().out
 
 
-def test_eps_below_one_is_warned_as_pixel_units(factories, astronaut, capsys):
-    argv = ["hide", str(astronaut), "--model", f"{factories}:three_classes", "--classes", "red"]
+def test_eps_below_one_is_warned_as_pixel_units(astronaut, capsys):
+    argv = ["hide", str(astronaut), "--model", f"{NETS}:three_classes", "--classes", "red"]
     main([*argv, "--eps", "0.03", "--max-side", "16", "--out", str(astronaut.parent / "out")])
     err = capsys.readouterr().err
     assert "--eps 0.03 is in pixel units" in err and "give --eps 7.65" in err
 
 
-def test_progress_bar_counts_the_models_passes(factories, astronaut, monkeypatch, capsys):
+def test_progress_bar_counts_the_models_passes(astronaut, monkeypatch, capsys):
     from fastadv.cli import photo_jobs
 
     monkeypatch.setattr(photo_jobs, "PROGRESS_DELAY", 0)  # shown at once, not after 2 s
-    argv = ["hide", str(astronaut), "--model", f"{factories}:three_classes", "--classes", "red"]
+    argv = ["hide", str(astronaut), "--model", f"{NETS}:three_classes", "--classes", "red"]
     main([*argv, "--eps", "8", "--max-side", "16", "--out", str(astronaut.parent / "out")])
     err = capsys.readouterr().err
     assert "astronaut.png: " in err and "/11 [" in err  # kurakin_steps(8) + 1 passes
@@ -279,11 +252,9 @@ def big_jpeg(tmp_path_factory) -> Path:
     return save(pixels, tmp_path_factory.mktemp("big") / "big.jpg", quality=90)
 
 
-def test_a_6000x4000_photo_that_will_not_fit_is_refused_before_any_work(
-    big_jpeg, factories, tmp_path, capsys
-):
+def test_a_6000x4000_photo_that_will_not_fit_is_refused_first(big_jpeg, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["hide", str(big_jpeg), "--model", f"{factories}:huge", "--classes", "0"]
+    argv = ["hide", str(big_jpeg), "--model", f"{NETS}:huge", "--classes", "0"]
     assert main([*argv, "--max-side", "6000", "--out", str(out)]) == 2
     err = one_line_error(capsys)
     assert "big.jpg: the attack at 6000x4000 needs about" in err and "give --max-side" in err
@@ -404,6 +375,7 @@ MISTAKES = [  # argv (PHOTO: the photo, OUT: a fresh folder), the argument named
     (["protect", "PHOTO", "--model", "SEG"], "--model: 'SEG' is a segmentation model"),
     (["protect", "PHOTO", "--model", "PICKLED"], "pickled checkpoints are never loaded"),
     (["hide", "PHOTO", "--model", "scene-cnn"], "--model: 'scene-cnn' is a classification"),
+    (["hide", "PHOTO", "--model", f"{NETS}:unnamed"], "names no classes; give ids 0 to 1"),
     (["hide", "PHOTO", "--device", "banana"], "argument --device: 'banana' is not a torch"),
     (["protect", "PHOTO", "--multiplier", "-0.1"], "argument --multiplier: must be a number"),
     (["protect", "PHOTO", "--multiplier", "1000"], "in (0, 1], got 1000"),
@@ -465,8 +437,8 @@ def test_out_that_cannot_hold_the_outputs(where, astronaut, tmp_path, capsys):
 
 
 def test_the_studies_take_a_users_weight_file(tmp_path, capsys):
-    """`fastadv experiment hide --model FILE`: a segmentation file of the Cityscapes classes;
-    its summary names it."""
+    """`fastadv experiment hide --model FILE` and `robustness --models FILE`: a segmentation
+    file of the Cityscapes classes, named in the summaries."""
     from fastadv.data.cityscapes import CLASS_NAMES
 
     mine = tmp_path / "mine.safetensors"
@@ -474,3 +446,8 @@ def test_the_studies_take_a_users_weight_file(tmp_path, capsys):
     argv = ["experiment", "hide", "--model", str(mine), "--images", "3", "--size", "64", "128"]
     assert main([*argv, "--eps", "2", "--modes", "full", "--out", str(tmp_path / "o")]) == 0
     assert "model: mine.safetensors" in capsys.readouterr().out
+    argv = ["experiment", "robustness", "--models", str(mine), "--images", "1", "--size", "32"]
+    argv += ["--eps", "2", "--attacks", "fgsm", "--variants", "plain"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0  # a folder in the name: one model
+    printed = capsys.readouterr().out
+    assert "| mine | plain | fgsm |" in printed and "model: mine.safetensors" in printed

@@ -67,11 +67,13 @@ def run(args: argparse.Namespace) -> int:
     results = photo_jobs.each(found, lambda job: _hide_one(job, found, classes, shown, args))
     showing = [hidden for hidden in results if hidden is not None and not math.isnan(hidden)]
     met = sum(hidden >= args.min_hidden for hidden in showing)
-    parts = [
-        f"{met} of {len(showing)} images that show {shown} have at least {args.min_hidden:.0%} "
-        f"of those pixels hidden at eps {args.eps:g}"
-    ]
     absent = sum(hidden is not None and math.isnan(hidden) for hidden in results)
+    parts = []
+    if showing or not absent:
+        parts.append(
+            f"{met} of {len(showing)} images that show {shown} have at least "
+            f"{args.min_hidden:.0%} of those pixels hidden at eps {args.eps:g}"
+        )
     if absent:
         parts.append(f"{absent} show no {shown} (nothing written)")
     failed = len(args.images) - len(showing) - absent
@@ -82,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _hide_one(job, found, classes, names, args) -> float:
-    """The share of the classes' pixels hidden in the file written; NaN (and nothing written)
-    when the model sees none of them."""
+    """The share of the classes' pixels hidden in the file written. Nothing is written when
+    the model sees none of them (NaN) or nothing else (0: no other class can take over)."""
     from fastadv.attacks import hide_classes
     from fastadv.attacks.fgsm import kurakin_steps
     from fastadv.experiments.panels import hide_panel
@@ -95,13 +97,19 @@ def _hide_one(job, found, classes, names, args) -> float:
 
     done = photo_jobs.attack_photo(
         job, found.model, found.device, args.max_side, attack, kurakin_steps(args.eps / 255) + 1,
-        keep=lambda result: bool(result.hidden.any()),
+        keep=lambda result: bool(result.hidden.any()) and not bool(result.hidden.all()),
     )  # fmt: skip
     result = done.result
     sizes = f"{job.path.name[:32]:32} {size_text(job.size):>11} {size_text(job.work):>11}"
     if done.held is None:
-        print(f"{sizes} {'-':>14} {0:>5}  none: the model sees no {names} to hide")
-        return math.nan
+        whole = bool(result.hidden.all())
+        why = (
+            f"every pixel is {names}: no other class can take over"
+            if whole
+            else f"none: the model sees no {names} to hide"
+        )
+        print(f"{sizes} {'-':>14} {0:>5}  {why}")
+        return 0.0 if whole else math.nan
     with torch.no_grad():
         after = done.net(done.held).argmax(1)
     hidden = hidden_fraction(result.clean_pred, after, classes)[0].item()

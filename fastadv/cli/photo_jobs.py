@@ -63,8 +63,8 @@ def add_arguments(p: argparse.ArgumentParser, default_model: str, task_text: str
 
 
 LOGITS = {  # what each command's model must give: the logits' dimensions, in words
-    SEGMENTATION: (4, "per pixel [1, K, H, W]: a segmentation model"),
-    CLASSIFICATION: (2, "[1, K]: a classifier"),
+    SEGMENTATION: (4, "a segmentation model (logits [1, K, H, W])"),
+    CLASSIFICATION: (2, "a classifier (logits [1, K])"),
 }
 
 
@@ -109,13 +109,11 @@ def setup(args: argparse.Namespace, task: str, suffix: str, copies: int) -> Setu
     logits = memory.count((PROBE_SIDES[0], PROBE_SIDES[0]))[1]
     dims, form = LOGITS[task]
     if len(logits) != dims:
-        raise UsageError(
-            f"--model {args.model}: gives logits {list(logits)}, not {form} is needed here"
-        )
+        raise UsageError(f"--model {args.model}: gives logits {list(logits)}; needed: {form}")
     return Setup(model, describe(model), device, jobs, unreadable, memory, logits)
 
 
-def output_folder(out: Path, inputs) -> Path:
+def output_folder(out: Path, inputs) -> None:
     """--out, refused when it is an input photo or a file or lies under one."""
     resolved = out.resolve()
     if resolved in {Path(p).resolve() for p in inputs}:
@@ -126,7 +124,6 @@ def output_folder(out: Path, inputs) -> Path:
                 where = "is a file" if folder == resolved else f"lies under the file {folder}"
                 raise UsageError(f"--out {out}: {where}; give a folder")
             break
-    return out
 
 
 def make_writable(out: Path) -> None:
@@ -162,7 +159,7 @@ def plan(args: argparse.Namespace, suffix: str) -> tuple[list[Job], list[str]]:
     return jobs, unreadable
 
 
-def check_memory(jobs: list[Job], memory: AttackMemory, device, max_side: int) -> None:
+def check_memory(jobs: list[Job], memory: AttackMemory, device) -> None:
     """Refuses, in one line naming the photo, an attack that will not fit in the memory there
     is (see fastadv.cli.memory), with the --max-side that would."""
     on_gpu = torch.device(device).type == "cuda"
@@ -245,7 +242,7 @@ def each(found: Setup, work: Callable[[Job], object]) -> list:
         try:
             results.append(work(job))
         except PhotoError as error:
-            warn(f"skipping {error}")
+            warn(f"{error}; going on with the others")
             results.append(None)
     return results
 
@@ -273,7 +270,7 @@ def progress(model: torch.nn.Module, passes: int, name: str):
 def prepare(args: argparse.Namespace, found: Setup) -> None:
     """The last checks before the first attack (the memory, --out written to), then the
     warnings: the photos skipped, what the output format loses."""
-    check_memory(found.jobs, found.memory, found.device, args.max_side)
+    check_memory(found.jobs, found.memory, found.device)
     make_writable(args.out)
     for reason in found.unreadable:
         warn(f"skipping {reason}")

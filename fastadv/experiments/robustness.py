@@ -59,7 +59,7 @@ def plan(args: argparse.Namespace, device) -> Plan:
     from fastadv.models import SEGMENTATION
 
     models = {
-        name.removesuffix("-synthcity"): load_model(
+        model_key(name): load_model(
             "--models", name, device, task=SEGMENTATION, classes=CLASS_NAMES
         )
         for name in args.models
@@ -70,6 +70,14 @@ def plan(args: argparse.Namespace, device) -> Plan:
         make_evaluate(models, args.crf_window),
         models=list(models.values()),
     )
+
+
+def model_key(name: str) -> str:
+    """What a model's settings and rows are called: a shipped name less "-synthcity", a weight
+    file's name less its folder and suffix (a "/" would split the setting)."""
+    if name.endswith(".safetensors"):
+        return Path(name).stem
+    return name.removesuffix("-synthcity")
 
 
 def defended(model, variant: str, crf_window: int = 11):
