@@ -19,6 +19,7 @@ from test_registry import cache_random_weights
 import fastadv
 from fastadv.cli import main
 from fastadv.cli.memory import AttackMemory, host_available, saved_bytes
+from fastadv.errors import UsageError
 from fastadv.models import compact_fcn8s, describe, load, save_weights
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -451,3 +452,23 @@ def test_the_studies_take_a_users_weight_file(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "r")]) == 0  # a folder in the name: one model
     printed = capsys.readouterr().out
     assert "| mine | plain | fgsm |" in printed and "model: mine.safetensors" in printed
+
+
+def test_the_hide_study_hides_the_models_own_person(tmp_path):
+    """VOC's person is 15; a model without one is refused in one line naming --model."""
+    from fastadv.experiments.hide import person_id
+    from fastadv.experiments.study import load_model
+    from fastadv.models import SEGMENTATION
+
+    voc = ["__background__", *(f"c{k}" for k in range(1, 15)), "person", *"abcde"]
+    for classes, expected in ((voc, 15), (["sky", "road"], None)):
+        path = tmp_path / f"{len(classes)}.safetensors"
+        save_weights(compact_fcn8s(len(classes)), path, "fcn8s-compact", classes=classes)
+        model = load_model("--model", str(path), "cpu", task=SEGMENTATION)
+        if expected is None:
+            with pytest.raises(
+                UsageError, match=r"^--model .*2\.safetensors: has no class 'person'"
+            ):
+                person_id(model, str(path))
+        else:
+            assert person_id(model, str(path)) == expected
