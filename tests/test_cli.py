@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastadv.cli import class_ids, free_path, main
+from fastadv.cli import main
+from fastadv.cli.hide import class_ids
 from fastadv.data import SynthCity
-from fastadv.errors import MissingExtra, optional_import
+from fastadv.errors import MissingExtra, UsageError, optional_import
 from fastadv.experiments import STUDIES, load_study, study
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scenes")
-    data = SynthCity("val", length=2, size=(64, 128))
+    data = SynthCity("val", length=4, size=(64, 128))
     paths = []
-    for i in range(2):
+    for i in (2, 3):  # the shipped model sees persons in these
         image = (data[i][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         paths.append(folder / f"scene{i}.png")
         Image.fromarray(image).save(paths[-1])
@@ -53,18 +54,34 @@ def test_hide_writes_lossless_pngs_and_panels(scenes, capsys):
         assert (folder / f"{p.stem}_panel.png").exists()
 
 
-def test_outputs_never_replace_inputs_or_earlier_outputs(tmp_path):
-    existing = tmp_path / "a_hidden.png"
-    existing.write_bytes(b"x")
-    assert free_path(existing, set()) == tmp_path / "a_hidden-1.png"
-    fresh = tmp_path / "b.png"
-    assert free_path(fresh, {fresh.resolve()}) == tmp_path / "b-1.png"
+def test_outputs_never_replace_inputs_or_earlier_outputs(scenes, tmp_path, capsys):
+    _, paths, _ = scenes
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / f"{paths[0].stem}_hidden.png"
+    earlier.write_bytes(b"an earlier output")
+    argv = ["hide", str(paths[0]), "--eps", "1", "--min-hidden", "0.01", "--out", str(out)]
+    main(argv)
+    assert earlier.read_bytes() == b"an earlier output"
+    assert (out / f"{paths[0].stem}_hidden-1.png").exists()
+    assert f"{paths[0].stem}_hidden-1.png" in capsys.readouterr().out
 
 
 def test_class_names_and_ids():
-    assert class_ids(["person", "13"]) == [11, 13]
-    with pytest.raises(SystemExit, match="unknown class 'people'"):
-        class_ids(["people"])
+    from fastadv.data.cityscapes import CLASS_NAMES
+
+    assert class_ids(["person", "13", "Rider"], CLASS_NAMES, 19, "m") == [11, 13, 12]
+    assert class_ids(["2"], None, 3, "m") == [2]
+    for wanted, names, listed in (
+        ("people", CLASS_NAMES, "m has 19 classes: 0 road, 1 sidewalk,"),
+        ("19", CLASS_NAMES, "11 person, 12 rider"),
+        ("-1", CLASS_NAMES, "18 bicycle"),
+        ("person", None, "m names no classes; give ids 0 to 2"),
+        ("3", None, "give ids 0 to 2"),
+    ):
+        with pytest.raises(UsageError, match=f"^--classes {wanted}: ") as error:
+            class_ids([wanted], names, 3 if names is None else 19, "m")
+        assert listed in str(error.value)
 
 
 def test_unknown_arguments_are_refused(capsys):
@@ -79,7 +96,8 @@ def test_study_help_names_the_command_and_shows_the_defaults(capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: fastadv experiment protect ")
     assert "--size H [W]" in out and "(default: 96)" in out and "(default: runs/protect)" in out
-    assert "m in pT = m * cV (default: 0.1)" in out  # the attack's own default, not None
+    words = " ".join(out.split())  # argparse wraps the help
+    assert "has the measured sweep (default: 0.1)" in words  # the attack's own, not None
 
 
 @pytest.mark.parametrize("name", STUDIES)

@@ -18,7 +18,7 @@ from fastadv import metrics
 from fastadv.attacks import hide_classes
 from fastadv.errors import UsageError
 from fastadv.experiments.panels import hide_panel, pyplot
-from fastadv.experiments.study import Plan, synthcity_arguments
+from fastadv.experiments.study import MODEL_HELP, Plan, load_model, synthcity_arguments
 
 NAME = "hide"
 HELP = "Fischer et al.: hiding persons vs eps (their Fig. 2)"
@@ -43,23 +43,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--modes", nargs="+", choices=list(MODES), default=list(MODES),
         help="noise on the full image, or restricted to the persons after or during the attack",
     )  # fmt: skip
-    parser.add_argument(
-        "--model", default="fcn8s-synthcity", help="shipped weights name or .safetensors file"
-    )
+    parser.add_argument("--model", default="fcn8s-synthcity", help=MODEL_HELP)
 
 
 def plan(args: argparse.Namespace, device) -> Plan:
     from fastadv.data import SynthCity
-    from fastadv.models import load
+    from fastadv.models import SEGMENTATION
 
-    model = load(args.model, device=device)
+    model = load_model("--model", args.model, device, task=SEGMENTATION)
+    person = person_id(model, args.model)
     dataset = SynthCity("val", length=args.images, size=args.size)
     return Plan(
         settings(args.eps, args.modes),
         dataset,
-        make_evaluate(model),
-        {"model": model, "dataset": dataset, "device": device},
+        make_evaluate(model, (person,)),
+        {"model": model, "dataset": dataset, "device": device, "person": person},
+        models=[model],
     )
+
+
+def person_id(model, name: str) -> int:
+    """The model's own id of "person" (11 in Cityscapes' classes, 15 in VOC's); PERSON for a
+    model that names no classes."""
+    from fastadv.models import describe
+
+    classes = describe(model).classes
+    if classes is None:
+        return PERSON
+    if "person" not in classes:
+        raise UsageError(f"--model {name}: has no class 'person' to hide")
+    return classes.index("person")
 
 
 def settings(eps_px=EPS_PX, modes=tuple(MODES)) -> list[str]:
@@ -200,7 +213,7 @@ def example(plan: Plan, path: Path) -> Path:
     model, dataset = plan.context["model"], plan.context["dataset"]
     for i in range(len(dataset)):
         x = dataset[i][0][None].to(plan.context["device"])
-        result = hide_classes(model, x, PERSON, 10 / 255, early_stop=False)
+        result = hide_classes(model, x, plan.context["person"], 10 / 255, early_stop=False)
         if result.hidden.any():
             with torch.no_grad():
                 after = model(result.adv).argmax(1)

@@ -96,6 +96,7 @@ def plan(args: argparse.Namespace, device) -> Plan:
         Attacks(test, args.per_class),
         make_evaluate(nets, test.labels, preds, args.out, args.max_iters),
         {"nets": nets, "test": test, "preds": preds, "device": device},
+        models=list(nets.values()),
     )
 
 

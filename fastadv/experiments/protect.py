@@ -22,7 +22,15 @@ from fastadv import metrics
 from fastadv.attacks import color_variance_attack
 from fastadv.data.scenes import SynthScenes
 from fastadv.experiments.panels import pyplot, to_uint8
-from fastadv.experiments.study import Plan, shared_arguments
+from fastadv.experiments.study import (
+    MODEL_HELP,
+    SYNTHETIC_MIN_SIDE,
+    Plan,
+    load_model,
+    number_in,
+    positive_int,
+    shared_arguments,
+)
 from fastadv.ops import color_variance
 
 NAME = "protect"
@@ -79,18 +87,20 @@ class QuantisedScenes:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     shared_arguments(
         parser, NAME, images=96, images_help="SynthScenes val images",
-        size=(128, 128), square=True, batch_size=16, threads=1,
+        size=(128, 128), square=True, min_size=SYNTHETIC_MIN_SIDE, batch_size=16, threads=1,
     )  # fmt: skip
     parser.add_argument(
-        "--model", default="scene-cnn", help="shipped weights name or .safetensors file"
-    )
+        "--model", default="scene-cnn",
+        help=f"{MODEL_HELP}; a classifier of SynthScenes' classes, the labels it is scored on",
+    )  # fmt: skip
     add_algorithm_arguments(parser)
 
 
 def plan(args: argparse.Namespace, device) -> Plan:
-    from fastadv.models import CLASSIFICATION, describe, load
+    from fastadv.data.scenes import CLASSES
+    from fastadv.models import CLASSIFICATION, describe
 
-    model = load(args.model, device, task=CLASSIFICATION)
+    model = load_model("--model", args.model, device, task=CLASSIFICATION, classes=CLASSES)
     classes = describe(model).classes
     dataset = QuantisedScenes(args.images, args.size[0])
     attack_kwargs = algorithm_settings(args)
@@ -105,6 +115,7 @@ def plan(args: argparse.Namespace, device) -> Plan:
             "attack_kwargs": attack_kwargs,
             "device": device,
         },
+        models=[model],
     )
 
 
@@ -239,13 +250,26 @@ def add_algorithm_arguments(p: argparse.ArgumentParser) -> None:
     defaults, read from its signature so that they live in one place."""
     defaults = inspect.signature(color_variance_attack).parameters
     for name, kind, text in (
-        ("multiplier", float, "m in pT = m * cV"),
-        ("l1_weight", float, "alpha, the weight of the L1 term"),
-        ("steps", int, "T, the most Adam updates"),
-        ("lr", float, "Adam's learning rate"),
+        ("multiplier", number_in(0, 1, above=True), MULTIPLIER_HELP),
+        ("l1_weight", number_in(0), "alpha, the weight of the L1 term"),
+        ("steps", positive_int, "T, the most Adam updates"),
+        ("lr", number_in(0.5 / 255, 1, above=True), LR_HELP),
     ):
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=kind, default=defaults[name].default, help=text)
+
+
+MULTIPLIER_HELP = (
+    "m in pT = m * cV: each pixel may move by at most m times its colour variance cV, which "
+    "is 1 at the image's most varied pixel, so m is the largest change there as a share of "
+    "the full range; in (0, 1]: above 1 nothing is bounded any more and the picture is lost "
+    "(m = 1000 moved pixels by 254 grey levels). Sweere et al. use 0.1-0.2; docs/protect.md "
+    "has the measured sweep"
+)
+LR_HELP = (
+    "Adam's learning rate, in (1/510, 1]: an update of half a grey level or less is undone "
+    "by the rounding to the grey levels"
+)
 
 
 def algorithm_settings(args: argparse.Namespace) -> dict:

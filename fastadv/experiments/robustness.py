@@ -16,7 +16,7 @@ import torch
 from fastadv import metrics
 from fastadv.attacks import fgsm, ifgsm
 from fastadv.experiments.panels import pyplot
-from fastadv.experiments.study import Plan, synthcity_arguments
+from fastadv.experiments.study import MODEL_HELP, Plan, load_model, synthcity_arguments
 
 NAME = "robustness"
 HELP = "Arnab et al.: IoU ratio vs eps, plain / MultiScale / DenseCRF"
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--models", nargs="+", default=["fcn8s-synthcity", "deeplab-synthcity"],
-        help="shipped weights names or .safetensors files",
+        help=f"each {MODEL_HELP}, of Cityscapes' 19 classes (the ground truth)",
     )  # fmt: skip
     parser.add_argument(
         "--crf-window", type=int, default=11, help="side of the DenseCRF's local window"
@@ -55,14 +55,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def plan(args: argparse.Namespace, device) -> Plan:
     from fastadv.data import SynthCity
-    from fastadv.models import load
+    from fastadv.data.cityscapes import CLASS_NAMES
+    from fastadv.models import SEGMENTATION
 
-    models = {name.removesuffix("-synthcity"): load(name, device=device) for name in args.models}
+    models = {
+        model_key(name): load_model(
+            "--models", name, device, task=SEGMENTATION, classes=CLASS_NAMES
+        )
+        for name in args.models
+    }
     return Plan(
         settings(models, args.variants, args.attacks, args.eps),
         SynthCity("val", length=args.images, size=args.size),
         make_evaluate(models, args.crf_window),
+        models=list(models.values()),
     )
+
+
+def model_key(name: str) -> str:
+    """What a model's settings and rows are called: a shipped name less "-synthcity", a weight
+    file's name less its folder and suffix (a "/" would split the setting)."""
+    if name.endswith(".safetensors"):
+        return Path(name).stem
+    return name.removesuffix("-synthcity")
 
 
 def defended(model, variant: str, crf_window: int = 11):
