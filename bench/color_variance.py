@@ -224,10 +224,10 @@ def delta_e2000_rows(n: int = 1_000_000) -> list[dict]:
     return rows
 
 
-def layout_rows(n: int = 1_000_000) -> list[dict]:
+def layout_rows(n: int = 1_000_000, side: int = 256) -> list[dict]:
     """One thread: the elementwise ops in planar and interleaved layouts."""
     x, y = (torch.from_numpy(random_lab(n, seed)).float() for seed in (0, 1))
-    rgb = torch.rand(16, 3, 256, 256)
+    rgb = torch.rand(16, 3, side, side)
     xp, yp = x.T.contiguous()[None], y.T.contiguous()[None]
     pairs = {
         "[N, 3] dim=-1": lambda: F.delta_e2000(x, y, dim=-1, backend="cpu"),
@@ -262,9 +262,13 @@ def layout_rows(n: int = 1_000_000) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layouts-only", action="store_true", help="the layout rows alone")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes: a check of the script")
     args = parser.parse_args()
     rows = []
-    if not args.layouts_only:
+    if args.quick:
+        rows += kernel_rows(astronaut_tiled(1, 1)[:32, :64], 1, 3, anchors=False)
+        rows += delta_e2000_rows(n=10_000) + layout_rows(n=10_000, side=16)
+    elif not args.layouts_only:
         for k in KERNEL_SIZES:
             rows += kernel_rows(astronaut_tiled(1, 2), 1, k, anchors=True)
         for k in KERNEL_SIZES:
