@@ -1,17 +1,10 @@
 """Colour ops: sRGB to CIELAB, CIEDE2000 and the CV-PIRE colour-variance map (Sweere et al.).
 
-``rgb_to_lab`` matches ``skimage.color.rgb2lab`` (D65, 2° observer); ``delta_e2000`` follows
-Sharma, Wu and Dalal (2005) and matches ``colour.difference.delta_E_CIE2000``, except that pairs
-exactly on the 180° hue boundary take Sharma's published values, and that pairs near it land on
-the side that exact arithmetic puts them (colour-science's hue angles can round across it).
-``color_variance`` is, per image, with g(d) = exp(-|d|² / 2σ²) / (2πσ²) (not normalised, as in
-CV-PIRE)::
-
-    cV(p) = sqrt( Σ_{q ∈ N(p)} (g(q - p) · ΔE00(Lab(p), Lab(q)))² / |N(p)| )
-
-where N(p) is the k×k window around p, p excluded, clipped to the image. Half types compute in
-float32. rgb_to_lab and delta_e2000 are differentiable on every backend (the compiled ones
-differentiate the reference); gradients are finite at grey pixels (C' = 0).
+What each computes (the formulas, and how they match scikit-image and colour-science) is defined
+in fastadv.reference.color; this module checks the arguments, brings any layout to the compiled
+ops' operands and picks the backend. rgb_to_lab and delta_e2000 are differentiable on every
+backend (the compiled ones differentiate the reference); gradients are finite at grey pixels
+(C' = 0).
 """
 
 from __future__ import annotations
