@@ -1,0 +1,362 @@
+// fastadv::permutohedral_lattice and fastadv::permutohedral_filter on CPU tensors (the lattice's
+// math: kernels/permutohedral_math.h).
+//
+// Building: the pixels are split into one contiguous range a thread; each thread finds every
+// pixel's simplex and numbers the vertices in a hash table of its own, in the order it first
+// meets them, skipping the table when a pixel lies in the same simplex as the one before (most
+// pixels do: neighbouring pixels have nearby features). The tables are then merged in range order,
+// which numbers every vertex by the first pixel that touches it, whatever the number of threads.
+//
+// Filtering: lattice rows are padded to whole vector registers; the splat scatters pixel by pixel
+// into the vertices (a private lattice a thread, summed after: the bilateral lattice is small and
+// stays in cache, where gathering pixels vertex by vertex would read the image in no order); the
+// blur and the slice gather, in parallel over vertices and pixels.
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "csrc/cpu_clones.h"
+#include "csrc/permutohedral.h"
+
+namespace fastadv {
+namespace {
+
+// ---- building -------------------------------------------------------------------------------
+
+// Lattice keys to vertex ids: open addressing with linear probing, at most half full.
+template <int D>
+class VertexTable {
+ public:
+  explicit VertexTable(int64_t expected) {
+    size_t capacity = 1024;
+    while (capacity < 2 * static_cast<size_t>(expected)) capacity *= 2;
+    slots_.assign(capacity, Slot{{}, -1});
+  }
+
+  // The id of `key`, numbered next if it is new.
+  int32_t insert(const LatticeKey<D>& key) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t h = key.hash() & mask;; h = (h + 1) & mask) {
+      Slot& slot = slots_[h];
+      if (slot.id < 0) {
+        const auto id = static_cast<int32_t>(keys_.size());
+        slot = {key, id};
+        keys_.push_back(key);
+        if (2 * keys_.size() > slots_.size()) grow();
+        return id;
+      }
+      if (slot.key == key) return slot.id;
+    }
+  }
+
+  // The id of `key`, or -1.
+  int32_t find(const LatticeKey<D>& key) const {
+    const size_t mask = slots_.size() - 1;
+    for (size_t h = key.hash() & mask;; h = (h + 1) & mask) {
+      const Slot& slot = slots_[h];
+      if (slot.id < 0 || slot.key == key) return slot.id;
+    }
+  }
+
+  const std::vector<LatticeKey<D>>& keys() const { return keys_; }
+
+ private:
+  struct Slot {
+    LatticeKey<D> key;
+    int32_t id;
+  };
+
+  void grow() {
+    std::vector<Slot> old(2 * slots_.size(), Slot{{}, -1});
+    old.swap(slots_);
+    const size_t mask = slots_.size() - 1;
+    for (const Slot& slot : old) {
+      if (slot.id < 0) continue;
+      size_t h = slot.key.hash() & mask;
+      while (slots_[h].id >= 0) h = (h + 1) & mask;
+      slots_[h] = slot;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::vector<LatticeKey<D>> keys_;
+};
+
+// One thread's share of the pixels: its vertices, numbered in its own table.
+template <int D>
+struct PixelRange {
+  int64_t begin, end;
+  VertexTable<D> table;
+  bool out_of_range = false;
+};
+
+// The simplex of every pixel in range.pixels: its vertices' ids in the range's table, and its
+// barycentric weights.
+template <int D, typename T>
+void locate_range(const T* features, int64_t pixels_per_image, PixelRange<D>& range,
+                  int32_t* offsets, T* weights) {
+  Simplex<D, T> cell{}, previous{};
+  int32_t ids[D + 1];
+  int64_t image = range.begin / pixels_per_image;
+  int64_t image_end = (image + 1) * pixels_per_image;
+  bool reuse = false;  // whether `previous` is a cell of this image
+  for (int64_t i = range.begin; i < range.end; ++i) {
+    if (i == image_end) {
+      ++image;
+      image_end += pixels_per_image;
+      reuse = false;
+    }
+    locate_simplex<D, T>(features + i * D, cell);
+    range.out_of_range |= !cell.in_range;
+    if (!reuse || !cell.same_cell(previous)) {
+      for (int r = 0; r <= D; ++r) {
+        ids[r] = range.table.insert(cell.vertex(r, static_cast<uint32_t>(image)));
+      }
+      previous = cell;
+      reuse = true;
+    }
+    for (int r = 0; r <= D; ++r) {
+      offsets[i * (D + 1) + r] = ids[r];
+      weights[i * (D + 1) + r] = cell.weight[r];
+    }
+  }
+}
+
+// The ranges' vertices numbered in one table, range by range; each range's ids renumbered.
+template <int D>
+VertexTable<D> merge_ranges(std::vector<PixelRange<D>>& ranges, int32_t* offsets) {
+  int64_t expected = 0;
+  for (const auto& range : ranges) expected += static_cast<int64_t>(range.table.keys().size());
+  VertexTable<D> merged(expected);
+  std::vector<std::vector<int32_t>> renumber(ranges.size());
+  for (size_t c = 0; c < ranges.size(); ++c) {
+    for (const auto& key : ranges[c].table.keys()) renumber[c].push_back(merged.insert(key));
+  }
+  at::parallel_for(0, static_cast<int64_t>(ranges.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int32_t* ids = renumber[c].data();
+      for (int64_t p = ranges[c].begin * (D + 1); p < ranges[c].end * (D + 1); ++p) {
+        offsets[p] = ids[offsets[p]];
+      }
+    }
+  });
+  return merged;
+}
+
+// neighbours[j, v] = (backward, forward) neighbour of vertex v along direction j, M if absent.
+template <int D>
+void find_neighbours(const VertexTable<D>& table, int32_t* neighbours) {
+  const auto& keys = table.keys();
+  const auto vertices = static_cast<int64_t>(keys.size());
+  at::parallel_for(0, vertices, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; ++v) {
+      for (int j = 0; j <= D; ++j) {
+        for (int side = 0; side < 2; ++side) {
+          const int32_t n = table.find(lattice_neighbour(keys[v], j, 2 * side - 1));
+          neighbours[(j * vertices + v) * 2 + side] = n < 0 ? static_cast<int32_t>(vertices) : n;
+        }
+      }
+    }
+  });
+}
+
+// The pairs sorted by vertex, stably (a counting sort).
+void sort_pairs_by_vertex(const int32_t* offsets, int64_t pairs, int64_t vertices,
+                          int32_t* order) {
+  std::vector<int64_t> start(vertices + 1, 0);
+  for (int64_t p = 0; p < pairs; ++p) ++start[offsets[p] + 1];
+  for (int64_t v = 0; v < vertices; ++v) start[v + 1] += start[v];
+  for (int64_t p = 0; p < pairs; ++p) order[start[offsets[p]]++] = static_cast<int32_t>(p);
+}
+
+template <int D, typename T>
+void build_lattice(const at::Tensor& features, LatticeTensors& t) {
+  const int64_t batch = features.size(0), pixels_per_image = features.size(1);
+  const int64_t pixels = batch * pixels_per_image;
+  int32_t* offsets = t.offsets.mutable_data_ptr<int32_t>();
+  // Ranges of at least kMinPixels: a table of its own costs a merge of all its keys.
+  constexpr int64_t kMinPixels = 1 << 14;
+  const int64_t count =
+      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), pixels / kMinPixels));
+  std::vector<PixelRange<D>> ranges;
+  ranges.reserve(count);
+  for (int64_t c = 0; c < count; ++c) {
+    const int64_t begin = pixels * c / count, end = pixels * (c + 1) / count;
+    ranges.push_back({begin, end, VertexTable<D>((end - begin) / 4)});
+  }
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      locate_range<D, T>(features.const_data_ptr<T>(), pixels_per_image, ranges[c], offsets,
+                         t.weights.mutable_data_ptr<T>());
+    }
+  });
+  for (const auto& range : ranges) {
+    TORCH_CHECK(!range.out_of_range,
+                "features are too large or not finite: the lattice's coordinates must fit 16 "
+                "bits (|feature| up to about ",
+                kLatticeMaxCoord / (D + 1) / 2, ")");
+  }
+  const VertexTable<D> table =
+      count == 1 ? std::move(ranges[0].table) : merge_ranges<D>(ranges, offsets);
+  const auto vertices = static_cast<int64_t>(table.keys().size());
+  t.neighbours = at::empty({D + 1, vertices, 2}, t.offsets.options());
+  find_neighbours<D>(table, t.neighbours.mutable_data_ptr<int32_t>());
+  sort_pairs_by_vertex(offsets, pixels * (D + 1), vertices, t.order.mutable_data_ptr<int32_t>());
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> permutohedral_lattice_cpu(
+    const at::Tensor& features) {
+  const int dim = check_lattice_features(features);
+  LatticeTensors t = allocate_lattice(features, dim);
+  dispatch_lattice_dim(dim, [&](auto tag) {
+    constexpr int D = decltype(tag)::value;
+    if (features.scalar_type() == at::kDouble) {
+      build_lattice<D, double>(features, t);
+    } else {
+      build_lattice<D, float>(features, t);
+    }
+  });
+  return t.result();
+}
+
+// ---- filtering ------------------------------------------------------------------------------
+
+// Lattice rows are padded to whole groups of kGroup values (a 32-byte vector of float, 64 of
+// double), so that the row loops vectorise without remainders.
+constexpr int64_t kGroup = 8;
+
+int64_t padded(int64_t channels) { return (channels + kGroup - 1) / kGroup * kGroup; }
+
+// Splats pixels [begin, end) into `lattice` (rows of `stride`).
+template <int D, typename T>
+FASTADV_WIDE_CLONES void splat_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
+                                     int64_t stride, T* __restrict__ lattice) {
+  const T* values = static_cast<const T*>(a.values);
+  const T* weights = static_cast<const T*>(a.weights);
+  const auto vertices = static_cast<uint64_t>(a.vertices);
+  std::vector<T> row(stride, T(0));
+  for (int64_t i = begin; i < end; ++i) {
+    std::copy_n(values + i * a.channels, a.channels, row.data());
+    for (int r = 0; r <= D; ++r) {
+      const int32_t o = a.offsets[i * (D + 1) + r];
+      if (static_cast<uint64_t>(o) >= vertices) continue;  // only a hand-made lattice has these
+      const T w = weights[i * (D + 1) + r];
+      T* __restrict__ dst = lattice + o * stride;
+      for (int64_t g = 0; g < stride; g += kGroup) {
+        for (int64_t k = 0; k < kGroup; ++k) dst[g + k] += w * row[g + k];
+      }
+    }
+  }
+}
+
+// One blur step along direction j for vertices [begin, end): to = from + (from[n-] + from[n+])/2.
+template <typename T>
+FASTADV_WIDE_CLONES void blur_range(const int32_t* neighbours, int64_t vertices, int64_t begin,
+                                    int64_t end, int64_t stride, const T* __restrict__ from,
+                                    T* __restrict__ to) {
+  for (int64_t v = begin; v < end; ++v) {
+    const auto n0 = std::min<uint64_t>(static_cast<uint32_t>(neighbours[2 * v]), vertices);
+    const auto n1 = std::min<uint64_t>(static_cast<uint32_t>(neighbours[2 * v + 1]), vertices);
+    const T* c = from + v * stride;
+    const T* p = from + n0 * stride;
+    const T* q = from + n1 * stride;
+    T* o = to + v * stride;
+    for (int64_t g = 0; g < stride; g += kGroup) {
+      for (int64_t k = 0; k < kGroup; ++k) o[g + k] = c[g + k] + T(0.5) * (p[g + k] + q[g + k]);
+    }
+  }
+}
+
+// Slices pixels [begin, end) out of `lattice`.
+template <int D, typename T>
+FASTADV_WIDE_CLONES void slice_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
+                                     int64_t stride, const T* __restrict__ lattice) {
+  const T* weights = static_cast<const T*>(a.weights);
+  T* out = static_cast<T*>(a.out);
+  const auto vertices = static_cast<uint64_t>(a.vertices);
+  const T alpha = lattice_alpha<D, T>();
+  std::vector<T> row(stride);
+  for (int64_t i = begin; i < end; ++i) {
+    std::fill(row.begin(), row.end(), T(0));
+    for (int r = 0; r <= D; ++r) {
+      const int32_t o = a.offsets[i * (D + 1) + r];
+      if (static_cast<uint64_t>(o) >= vertices) continue;
+      const T w = alpha * weights[i * (D + 1) + r];
+      const T* __restrict__ src = lattice + o * stride;
+      for (int64_t g = 0; g < stride; g += kGroup) {
+        for (int64_t k = 0; k < kGroup; ++k) row[g + k] += w * src[g + k];
+      }
+    }
+    std::copy_n(row.data(), a.channels, out + i * a.channels);
+  }
+}
+
+// Pixels a splat or slice task takes, and vertices a blur task takes.
+constexpr int64_t kGrainPixels = 4096;
+constexpr int64_t kGrainVertices = 2048;
+
+template <int D, typename T>
+void filter_cpu(const LatticeFilterArgs& a) {
+  const int64_t stride = padded(a.channels), rows = a.vertices + 1;
+  // One private lattice a thread for the splat; the first is the one the blur starts from.
+  const int64_t threads =
+      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), a.pixels / kGrainPixels));
+  std::vector<T> lattice(threads * rows * stride, T(0)), swap(rows * stride, T(0));
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      splat_range<D, T>(a, a.pixels * t / threads, a.pixels * (t + 1) / threads, stride,
+                        lattice.data() + t * rows * stride);
+    }
+  });
+  if (threads > 1) {
+    at::parallel_for(0, a.vertices * stride, kGrainVertices * stride, [&](int64_t b, int64_t e) {
+      for (int64_t t = 1; t < threads; ++t) {
+        const T* part = lattice.data() + t * rows * stride;
+        for (int64_t k = b; k < e; ++k) lattice[k] += part[k];
+      }
+    });
+  }
+  T* from = lattice.data();
+  T* to = swap.data();
+  for (int step = 0; step <= D; ++step) {
+    const int j = a.transpose ? D - step : step;
+    const int32_t* neighbours = a.neighbours + int64_t{j} * a.vertices * 2;
+    at::parallel_for(0, a.vertices, kGrainVertices, [&](int64_t begin, int64_t end) {
+      blur_range<T>(neighbours, a.vertices, begin, end, stride, from, to);
+    });
+    std::swap(from, to);
+  }
+  at::parallel_for(0, a.pixels, kGrainPixels, [&](int64_t begin, int64_t end) {
+    slice_range<D, T>(a, begin, end, stride, from);
+  });
+}
+
+at::Tensor permutohedral_filter_cpu(const at::Tensor& values, const at::Tensor& offsets,
+                                    const at::Tensor& weights, const at::Tensor& neighbours,
+                                    const at::Tensor& order, bool transpose) {
+  at::Tensor out;
+  const LatticeFilterArgs a =
+      make_lattice_filter_args(values, offsets, weights, neighbours, order, transpose, out);
+  if (a.pixels == 0 || a.channels == 0) return out;
+  dispatch_lattice_dim(a.dim, [&](auto tag) {
+    constexpr int D = decltype(tag)::value;
+    if (a.is_double) {
+      filter_cpu<D, double>(a);
+    } else {
+      filter_cpu<D, float>(a);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastadv, CPU, m) {
+  m.impl("permutohedral_lattice", &permutohedral_lattice_cpu);
+  m.impl("permutohedral_filter", &permutohedral_filter_cpu);
+}
+
+}  // namespace fastadv

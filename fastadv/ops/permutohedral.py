@@ -1,0 +1,149 @@
+"""The permutohedral-lattice Gaussian filter (Adams, Baek and Davis 2010): in O(N) rather than
+O(N²), ``out_i ≈ Σ_j exp(−|f_i − f_j|² / 2) v_j`` over d-dimensional features (1 <= d <= 8).
+
+The lattice is built once for a set of features and then filters any number of value tensors:
+the mean field of a dense CRF filters every iteration, and its backward pass, through the lattices
+of its two kernels. The filter is linear in the values, and its gradient is the same filter
+transposed (the blur directions in reverse order), so it is differentiable in the values; the
+lattice, and so the features, are constants to it.
+
+Accuracy (tests/test_permutohedral.py): against the exact dense filter (`dense_gaussian_filter`),
+on random features, the normalised filter ``K v / K 1`` has a median relative error of about 5 %
+and the unnormalised one stays within the bound stated there.
+
+The "torch" backend computes the same lattice and filter with tensor operations (the definition
+the kernels are tested against); "cpu" and "cuda" are the compiled kernels. There is no Triton
+backend: the lattice is a hash table (or a sort) with a data-dependent number of vertices, and
+its filter is a scatter by vertex, neither of which Triton expresses well; the CUDA kernels cover
+the GPU.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from fastadv import _ext
+from fastadv._tensors import check_dtype
+from fastadv.ops import _backend
+from fastadv.reference import permutohedral as reference
+from fastadv.reference.permutohedral import MAX_DIM, dense_gaussian_filter
+
+__all__ = ["Lattice", "dense_gaussian_filter", "permutohedral_filter", "permutohedral_lattice"]
+
+FLOATS = (torch.float32, torch.float64)
+
+
+class Lattice(NamedTuple):
+    """A permutohedral lattice (fastadv.reference.permutohedral explains each tensor).
+
+    offsets: int32 [B, N, d+1], each pixel's d+1 vertices.
+    weights: [B, N, d+1] their barycentric weights (or weights with per-pixel scales folded in,
+        see `scaled`), of the dtype the filter runs in.
+    neighbours: int32 [d+1, M, 2], the blur neighbours of the M vertices.
+    order: int32 [B·N·(d+1)], the (pixel, vertex) pairs sorted by vertex.
+    """
+
+    offsets: torch.Tensor
+    weights: torch.Tensor
+    neighbours: torch.Tensor
+    order: torch.Tensor
+
+    @property
+    def dim(self) -> int:
+        return self.neighbours.shape[0] - 1
+
+    @property
+    def vertices(self) -> int:
+        return self.neighbours.shape[1]
+
+    def scaled(self, scale: torch.Tensor) -> Lattice:
+        """The lattice whose filter is ``diag(s) K diag(s)``, for per-pixel scales s [B, N] (the
+        filter's dtype becomes the scale's)."""
+        return self._replace(weights=self.weights.to(scale.dtype) * scale[..., None])
+
+
+def permutohedral_lattice(
+    features: torch.Tensor, *, backend: str = "auto", validate: bool = True
+) -> Lattice:
+    """The lattice of features [B, N, d] (float32 or float64; 1 <= d <= 8), already divided by
+    the Gaussian's standard deviations. `validate` checks that they are finite (a host sync; the
+    kernels refuse non-finite features anyway, with a less specific message)."""
+    check_dtype(features, "features", FLOATS)
+    if features.dim() != 3 or not 1 <= features.shape[2] <= MAX_DIM:
+        raise ValueError(
+            f"features must be [B, N, d] with 1 <= d <= {MAX_DIM}, got {tuple(features.shape)}"
+        )
+    if validate and not bool(torch.isfinite(features).all()):
+        raise ValueError("features must be finite (they contain NaN or inf)")
+    impl = _LATTICE.pick(_resolve(backend, features.device))
+    return Lattice(*impl(features.contiguous()))
+
+
+def permutohedral_filter(
+    values: torch.Tensor, lattice: Lattice, *, transpose: bool = False, backend: str = "auto"
+) -> torch.Tensor:
+    """Filters values [B, N, c] through `lattice` (splat, blur, slice); with `transpose`, the
+    transposed filter. Differentiable in `values`. Its dtype must be the lattice weights'."""
+    if not isinstance(lattice, Lattice):
+        raise TypeError(f"lattice must be a Lattice, got {type(lattice).__name__}")
+    check_dtype(values, "values", FLOATS)
+    pairs = lattice.offsets.shape
+    if values.dim() != 3 or values.shape[:2] != pairs[:2]:
+        raise ValueError(
+            f"values must be [B, N, c] for a lattice of {tuple(pairs[:2])} pixels, "
+            f"got {tuple(values.shape)}"
+        )
+    if values.dtype != lattice.weights.dtype:
+        raise TypeError(
+            f"values have dtype {values.dtype} but the lattice's weights {lattice.weights.dtype}"
+        )
+    if values.device != lattice.offsets.device:
+        raise ValueError(
+            f"values are on {values.device} but the lattice on {lattice.offsets.device}"
+        )
+    impl = _FILTER.pick(_resolve(backend, values.device))
+    return impl(values.contiguous(), *(t.contiguous() for t in lattice), transpose)
+
+
+def _resolve(backend: str, device: torch.device) -> str:
+    """As _backend.resolve, without Triton (see the module doc)."""
+    if backend == "triton":
+        raise _backend.BackendUnavailableError(
+            "the permutohedral ops have no Triton backend (see fastadv.ops.permutohedral)"
+        )
+    if backend == "auto":
+        return next(b for b in _backend.available(device) if b != "triton")
+    return _backend.resolve(backend, device)
+
+
+_LATTICE = _backend.Implementations(
+    reference=reference.permutohedral_lattice, compiled="permutohedral_lattice", triton=None
+)
+_FILTER = _backend.Implementations(
+    reference=reference.permutohedral_filter, compiled="permutohedral_filter", triton=None
+)
+
+
+def _filter_backward(ctx, grad):
+    """The filter's gradient in the values: the transposed filter."""
+    op = torch.ops.fastadv.permutohedral_filter
+    return op(grad.contiguous(), *ctx.lattice, not ctx.transpose), None, None, None, None, None
+
+
+def _filter_setup_context(ctx, inputs, output):
+    _, offsets, weights, neighbours, order, transpose = inputs
+    ctx.lattice, ctx.transpose = (offsets, weights, neighbours, order), transpose
+
+
+if _ext.has_extension():
+    torch.library.register_fake("fastadv::permutohedral_lattice")(
+        reference.permutohedral_lattice_fake
+    )
+    torch.library.register_fake("fastadv::permutohedral_filter")(
+        reference.permutohedral_filter_fake
+    )
+    torch.library.register_autograd(
+        "fastadv::permutohedral_filter", _filter_backward, setup_context=_filter_setup_context
+    )
