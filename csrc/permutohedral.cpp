@@ -16,7 +16,7 @@ TORCH_LIBRARY_FRAGMENT(fastadv, m) {
       "Tensor neighbours, Tensor order)");
   m.def(
       "permutohedral_filter(Tensor values, Tensor offsets, Tensor weights, Tensor neighbours, "
-      "Tensor order, bool transpose) -> Tensor");
+      "Tensor order, bool transpose, Tensor? add=None) -> Tensor");
 }
 
 int check_lattice_features(const at::Tensor& features) {
@@ -47,7 +47,9 @@ LatticeTensors allocate_lattice(const at::Tensor& features, int dim) {
 LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::Tensor& offsets,
                                            const at::Tensor& weights,
                                            const at::Tensor& neighbours, const at::Tensor& order,
-                                           bool transpose, at::Tensor& out) {
+                                           bool transpose,
+                                           const std::optional<at::Tensor>& add,
+                                           at::Tensor& out) {
   TORCH_CHECK(values.dim() == 3, "values must be 3-d [B, N, C], got shape ", values.sizes());
   TORCH_CHECK(values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble,
               "values must be float32 or float64, got ", values.scalar_type());
@@ -76,6 +78,11 @@ LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::T
     TORCH_CHECK(t->is_contiguous(), "the lattice's tensors must be contiguous");
   }
   TORCH_CHECK(values.is_contiguous(), "values must be contiguous");
+  if (add.has_value()) {
+    TORCH_CHECK(add->sizes() == values.sizes() && add->scalar_type() == values.scalar_type() &&
+                    add->device() == values.device() && add->is_contiguous(),
+                "add must be a contiguous tensor of the values' shape, dtype and device");
+  }
   TORCH_CHECK(vertices < (int64_t{1} << 31) - 1, "neighbours: too many vertices");
 
   const int64_t channels = values.size(2);
@@ -83,6 +90,7 @@ LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::T
 
   LatticeFilterArgs a{};
   a.values = values.const_data_ptr();
+  a.add = add.has_value() ? add->const_data_ptr() : nullptr;
   a.out = out.mutable_data_ptr();
   a.offsets = offsets.const_data_ptr<int32_t>();
   a.weights = weights.const_data_ptr();

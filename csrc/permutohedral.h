@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <tuple>
 
 #include "kernels/permutohedral_math.h"
@@ -34,6 +35,8 @@ LatticeTensors allocate_lattice(const at::Tensor& features, int dim);
 LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::Tensor& offsets,
                                            const at::Tensor& weights,
                                            const at::Tensor& neighbours, const at::Tensor& order,
-                                           bool transpose, at::Tensor& out);
+                                           bool transpose,
+                                           const std::optional<at::Tensor>& add,
+                                           at::Tensor& out);
 
 }  // namespace fastadv

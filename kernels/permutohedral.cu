@@ -118,7 +118,8 @@ __global__ void __launch_bounds__(kThreads) slice_kernel(LatticeFilterArgs a, co
     if (static_cast<uint64_t>(o) >= static_cast<uint64_t>(a.vertices)) continue;
     sum += weights[i * (D + 1) + r] * lattice[static_cast<int64_t>(o) * a.channels + c];
   }
-  static_cast<T*>(a.out)[t] = lattice_alpha<D, T>() * sum;
+  const T base = a.add ? static_cast<const T*>(a.add)[t] : T(0);
+  static_cast<T*>(a.out)[t] = base + lattice_alpha<D, T>() * sum;
 }
 
 template <int D, typename T>

@@ -231,6 +231,7 @@ struct LatticeNeighbourArgs {
 
 struct LatticeFilterArgs {
   const void* values;         // [P / (d+1), C]
+  const void* add;            // [P / (d+1), C] added to the output, or null
   void* out;                  // [P / (d+1), C]
   const int32_t* offsets;     // [P]: each pair's vertex
   const void* weights;        // [P]

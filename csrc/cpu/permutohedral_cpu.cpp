@@ -15,7 +15,10 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "csrc/cpu_clones.h"
@@ -230,24 +233,50 @@ constexpr int64_t kGroup = 8;
 
 int64_t padded(int64_t channels) { return (channels + kGroup - 1) / kGroup * kGroup; }
 
+// The row loops below run over `width` values: a compile-time constant (std::integral_constant)
+// for the common channel counts, so that they unroll and the row stays in registers, or an
+// int64_t. Copies into and out of the row are plain loops: library calls a pixel would cost more
+// than the few values they move.
+template <int kGroups>
+auto row_width(int64_t stride) {
+  if constexpr (kGroups > 0) {
+    return std::integral_constant<int64_t, kGroups * kGroup>{};
+  } else {
+    return stride;
+  }
+}
+
+// One row of `width` values: on the stack when the width is a compile-time constant.
+template <typename T, int kGroups>
+class RowBuffer {
+ public:
+  explicit RowBuffer(int64_t width) : heap_(kGroups > 0 ? 0 : width) {}
+  T* data() { return kGroups > 0 ? local_ : heap_.data(); }
+
+ private:
+  alignas(64) T local_[kGroups > 0 ? kGroups * kGroup : 1];
+  std::vector<T> heap_;
+};
+
 // Splats pixels [begin, end) into `lattice` (rows of `stride`).
-template <int D, typename T>
+template <int D, typename T, int kGroups>
 FASTADV_WIDE_CLONES void splat_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
                                      int64_t stride, T* __restrict__ lattice) {
   const T* values = static_cast<const T*>(a.values);
   const T* weights = static_cast<const T*>(a.weights);
   const auto vertices = static_cast<uint64_t>(a.vertices);
-  std::vector<T> row(stride, T(0));
+  const auto width = row_width<kGroups>(stride);
+  RowBuffer<T, kGroups> buffer(width);
+  T* __restrict__ row = buffer.data();
+  for (int64_t k = 0; k < width; ++k) row[k] = T(0);
   for (int64_t i = begin; i < end; ++i) {
-    std::copy_n(values + i * a.channels, a.channels, row.data());
+    for (int64_t c = 0; c < a.channels; ++c) row[c] = values[i * a.channels + c];
     for (int r = 0; r <= D; ++r) {
       const int32_t o = a.offsets[i * (D + 1) + r];
       if (static_cast<uint64_t>(o) >= vertices) continue;  // only a hand-made lattice has these
       const T w = weights[i * (D + 1) + r];
       T* __restrict__ dst = lattice + o * stride;
-      for (int64_t g = 0; g < stride; g += kGroup) {
-        for (int64_t k = 0; k < kGroup; ++k) dst[g + k] += w * row[g + k];
-      }
+      for (int64_t k = 0; k < width; ++k) dst[k] += w * row[k];
     }
   }
 }
@@ -270,27 +299,33 @@ FASTADV_WIDE_CLONES void blur_range(const int32_t* neighbours, int64_t vertices,
   }
 }
 
-// Slices pixels [begin, end) out of `lattice`.
-template <int D, typename T>
+// Slices pixels [begin, end) out of `lattice`, plus `add`.
+template <int D, typename T, int kGroups>
 FASTADV_WIDE_CLONES void slice_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
                                      int64_t stride, const T* __restrict__ lattice) {
   const T* weights = static_cast<const T*>(a.weights);
+  const T* add = static_cast<const T*>(a.add);
   T* out = static_cast<T*>(a.out);
   const auto vertices = static_cast<uint64_t>(a.vertices);
   const T alpha = lattice_alpha<D, T>();
-  std::vector<T> row(stride);
+  const auto width = row_width<kGroups>(stride);
+  RowBuffer<T, kGroups> buffer(width);
+  T* __restrict__ row = buffer.data();
   for (int64_t i = begin; i < end; ++i) {
-    std::fill(row.begin(), row.end(), T(0));
+    for (int64_t k = 0; k < width; ++k) row[k] = T(0);
     for (int r = 0; r <= D; ++r) {
       const int32_t o = a.offsets[i * (D + 1) + r];
       if (static_cast<uint64_t>(o) >= vertices) continue;
       const T w = alpha * weights[i * (D + 1) + r];
       const T* __restrict__ src = lattice + o * stride;
-      for (int64_t g = 0; g < stride; g += kGroup) {
-        for (int64_t k = 0; k < kGroup; ++k) row[g + k] += w * src[g + k];
-      }
+      for (int64_t k = 0; k < width; ++k) row[k] += w * src[k];
     }
-    std::copy_n(row.data(), a.channels, out + i * a.channels);
+    T* dst = out + i * a.channels;
+    if (add) {
+      for (int64_t c = 0; c < a.channels; ++c) dst[c] = add[i * a.channels + c] + row[c];
+    } else {
+      for (int64_t c = 0; c < a.channels; ++c) dst[c] = row[c];
+    }
   }
 }
 
@@ -298,29 +333,40 @@ FASTADV_WIDE_CLONES void slice_range(const LatticeFilterArgs& a, int64_t begin, 
 constexpr int64_t kGrainPixels = 4096;
 constexpr int64_t kGrainVertices = 2048;
 
-template <int D, typename T>
+// Zeroed scratch of n values, reused from call to call: a fresh allocation of this size would be
+// mapped anew, and its first touch of every page fault, each time.
+template <typename T>
+T* scratch(std::vector<T>& buffer, int64_t n) {
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  std::fill_n(buffer.data(), n, T(0));
+  return buffer.data();
+}
+
+template <int D, typename T, int kGroups>
 void filter_cpu(const LatticeFilterArgs& a) {
   const int64_t stride = padded(a.channels), rows = a.vertices + 1;
   // One private lattice a thread for the splat; the first is the one the blur starts from.
   const int64_t threads =
       std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), a.pixels / kGrainPixels));
-  std::vector<T> lattice(threads * rows * stride, T(0)), swap(rows * stride, T(0));
+  static thread_local std::vector<T> lattice_buffer, swap_buffer;
+  T* lattice = scratch(lattice_buffer, threads * rows * stride);
+  T* swap = scratch(swap_buffer, rows * stride);
   at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      splat_range<D, T>(a, a.pixels * t / threads, a.pixels * (t + 1) / threads, stride,
-                        lattice.data() + t * rows * stride);
+      splat_range<D, T, kGroups>(a, a.pixels * t / threads, a.pixels * (t + 1) / threads, stride,
+                        lattice + t * rows * stride);
     }
   });
   if (threads > 1) {
     at::parallel_for(0, a.vertices * stride, kGrainVertices * stride, [&](int64_t b, int64_t e) {
       for (int64_t t = 1; t < threads; ++t) {
-        const T* part = lattice.data() + t * rows * stride;
+        const T* part = lattice + t * rows * stride;
         for (int64_t k = b; k < e; ++k) lattice[k] += part[k];
       }
     });
   }
-  T* from = lattice.data();
-  T* to = swap.data();
+  T* from = lattice;
+  T* to = swap;
   for (int step = 0; step <= D; ++step) {
     const int j = a.transpose ? D - step : step;
     const int32_t* neighbours = a.neighbours + int64_t{j} * a.vertices * 2;
@@ -330,24 +376,45 @@ void filter_cpu(const LatticeFilterArgs& a) {
     std::swap(from, to);
   }
   at::parallel_for(0, a.pixels, kGrainPixels, [&](int64_t begin, int64_t end) {
-    slice_range<D, T>(a, begin, end, stride, from);
+    slice_range<D, T, kGroups>(a, begin, end, stride, from);
   });
+}
+
+// Asks for transparent huge pages under a large output before its first touch: where the kernel
+// maps them on request only (THP "madvise"), a fresh tensor of tens of MB otherwise costs a page
+// fault every 4 kB, a good part of the filter's time.
+void advise_huge_pages(const at::Tensor& t) {
+#if defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t{1} << 21;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t last = (begin + t.nbytes()) & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
 }
 
 at::Tensor permutohedral_filter_cpu(const at::Tensor& values, const at::Tensor& offsets,
                                     const at::Tensor& weights, const at::Tensor& neighbours,
-                                    const at::Tensor& order, bool transpose) {
+                                    const at::Tensor& order, bool transpose,
+                                    const std::optional<at::Tensor>& add) {
   at::Tensor out;
   const LatticeFilterArgs a =
-      make_lattice_filter_args(values, offsets, weights, neighbours, order, transpose, out);
-  if (a.pixels == 0 || a.channels == 0) return out;
+      make_lattice_filter_args(values, offsets, weights, neighbours, order, transpose, add, out);
+  if (a.pixels == 0 || a.channels == 0) return add.has_value() ? out.copy_(*add) : out;
+  advise_huge_pages(out);
   dispatch_lattice_dim(a.dim, [&](auto tag) {
     constexpr int D = decltype(tag)::value;
-    if (a.is_double) {
-      filter_cpu<D, double>(a);
-    } else {
-      filter_cpu<D, float>(a);
-    }
+    const auto by_width = [&](auto zero) {
+      using T = decltype(zero);
+      switch (padded(a.channels) / kGroup) {
+        case 1: return filter_cpu<D, T, 1>(a);
+        case 2: return filter_cpu<D, T, 2>(a);
+        case 3: return filter_cpu<D, T, 3>(a);
+        case 4: return filter_cpu<D, T, 4>(a);
+        default: return filter_cpu<D, T, 0>(a);
+      }
+    };
+    return a.is_double ? by_width(double{}) : by_width(float{});
   });
   return out;
 }

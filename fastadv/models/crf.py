@@ -126,15 +126,17 @@ class DenseCRF(nn.Module):
         dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         lattices = self._lattices(images, dtype)
 
-        def message(q):
-            out = [
-                sign * permutohedral_filter(q, lat, backend=self.backend) for sign, lat in lattices
-            ]
-            return sum(out) if out else torch.zeros_like(q)
+        def step(q, unary):
+            """unary + Σ_m w_m k̃_m q, the filters chained through `add`."""
+            z = unary
+            for sign, lattice in lattices:
+                q_m = q if sign > 0 else -q
+                z = permutohedral_filter(q_m, lattice, add=z, backend=self.backend)
+            return z
 
         # Pixel-major [B, HW, K], the lattice's layout: the softmax runs over contiguous rows.
         flat = logits.to(dtype).permute(0, 2, 3, 1).reshape(b, h * w, k)
-        z = _mean_field(flat, self.iterations, message, dim=2)
+        z = _mean_field(flat, self.iterations, step=step, dim=2)
         return z.reshape(b, h, w, k).permute(0, 3, 1, 2).to(logits.dtype)
 
     def _lattices(self, images: torch.Tensor, dtype: torch.dtype) -> list:
@@ -204,13 +206,17 @@ class DenseCRF(nn.Module):
         return out
 
 
-def _mean_field(logits: torch.Tensor, iterations: int, message, dim: int = 1) -> torch.Tensor:
+def _mean_field(
+    logits: torch.Tensor, iterations: int, message=None, *, step=None, dim: int = 1
+) -> torch.Tensor:
     """``iterations`` mean-field updates ``z = −ψ_u + message(softmax(z))`` from the unary
-    ``−ψ_u = log_softmax(logits)`` (classes along `dim`); the last ``z``."""
+    ``−ψ_u = log_softmax(logits)`` (classes along `dim`); the last ``z``. ``step(q, −ψ_u)`` may
+    compute the whole update instead of ``message(q)``."""
     unary = F.log_softmax(logits, dim=dim)
+    step = step or (lambda q, u: u + message(q))
     z = unary
     for _ in range(iterations):
-        z = unary + message(z.softmax(dim=dim))
+        z = step(z.softmax(dim=dim), unary)
     return z
 
 

@@ -82,10 +82,16 @@ def permutohedral_lattice(
 
 
 def permutohedral_filter(
-    values: torch.Tensor, lattice: Lattice, *, transpose: bool = False, backend: str = "auto"
+    values: torch.Tensor,
+    lattice: Lattice,
+    *,
+    transpose: bool = False,
+    add: torch.Tensor | None = None,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Filters values [B, N, c] through `lattice` (splat, blur, slice); with `transpose`, the
-    transposed filter. Differentiable in `values`. Its dtype must be the lattice weights'."""
+    transposed filter; plus `add` (of the values' shape), in the same pass. Differentiable in
+    `values` and `add`. The values' dtype must be the lattice weights'."""
     if not isinstance(lattice, Lattice):
         raise TypeError(f"lattice must be a Lattice, got {type(lattice).__name__}")
     check_dtype(values, "values", FLOATS)
@@ -103,8 +109,16 @@ def permutohedral_filter(
         raise ValueError(
             f"values are on {values.device} but the lattice on {lattice.offsets.device}"
         )
+    if add is not None and (
+        add.shape != values.shape or add.dtype != values.dtype or add.device != values.device
+    ):
+        raise ValueError(
+            f"add must match values {tuple(values.shape)} {values.dtype} on {values.device}, "
+            f"got {tuple(add.shape)} {add.dtype} on {add.device}"
+        )
     impl = _FILTER.pick(_resolve(backend, values.device))
-    return impl(values.contiguous(), *(t.contiguous() for t in lattice), transpose)
+    add = None if add is None else add.contiguous()
+    return impl(values.contiguous(), *(t.contiguous() for t in lattice), transpose, add)
 
 
 def _resolve(backend: str, device: torch.device) -> str:
@@ -127,14 +141,16 @@ _FILTER = _backend.Implementations(
 
 
 def _filter_backward(ctx, grad):
-    """The filter's gradient in the values: the transposed filter."""
-    op = torch.ops.fastadv.permutohedral_filter
-    return op(grad.contiguous(), *ctx.lattice, not ctx.transpose), None, None, None, None, None
+    """The filter's gradient: the transposed filter in the values, the identity in `add`."""
+    grad = grad.contiguous()
+    values = torch.ops.fastadv.permutohedral_filter(grad, *ctx.lattice, not ctx.transpose)
+    return values, None, None, None, None, None, grad if ctx.has_add else None
 
 
 def _filter_setup_context(ctx, inputs, output):
-    _, offsets, weights, neighbours, order, transpose = inputs
+    _, offsets, weights, neighbours, order, transpose, add = inputs
     ctx.lattice, ctx.transpose = (offsets, weights, neighbours, order), transpose
+    ctx.has_add = add is not None
 
 
 if _ext.has_extension():

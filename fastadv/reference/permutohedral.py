@@ -19,8 +19,9 @@ pair ``p = (b·N + i)·(d+1) + r`` is pixel i of image b and the vertex r of its
   direction, M where there is none.
 - ``order`` int32 ``[B·N·(d+1)]``: the pairs sorted by vertex, stably (the CUDA splat's order).
 
-``permutohedral_filter(values [B, N, c], offsets, weights, neighbours, order, transpose)`` splats,
-blurs (directions 0..d, or d..0 when ``transpose``) and slices, times ``lattice_alpha(d)``. Each
+``permutohedral_filter(values [B, N, c], offsets, weights, neighbours, order, transpose, add)``
+splats, blurs (directions 0..d, or d..0 when ``transpose``) and slices, times
+``lattice_alpha(d)``, plus ``add`` if given (a chain of filters and a bias in one pass). Each
 direction's blur is symmetric, so the filter with ``transpose`` is the exact transpose of the
 filter without: the backward of one is the other. Weights other than the barycentric ones may be
 passed (per-pixel scales folded in: the filter is then ``diag(s) K diag(s)``).
@@ -166,8 +167,9 @@ def permutohedral_filter(
     neighbours: torch.Tensor,
     order: torch.Tensor,
     transpose: bool,
+    add: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Splat, blur and slice values [B, N, c] through a lattice (see the module doc)."""
+    """Splat, blur and slice values [B, N, c] through a lattice (see the module doc), plus `add`."""
     d = neighbours.shape[0] - 1
     m, c = neighbours.shape[1], values.shape[2]
     index = offsets.reshape(-1).long()
@@ -179,7 +181,8 @@ def permutohedral_filter(
         blurred = lattice[:m] + 0.5 * (lattice[n[:, 0]] + lattice[n[:, 1]])
         lattice = torch.cat([blurred, lattice[m:]])
     sliced = (weights[..., None] * lattice[offsets.long()]).sum(2)
-    return lattice_alpha(d) * sliced
+    out = lattice_alpha(d) * sliced
+    return out if add is None else add + out
 
 
 def permutohedral_lattice_fake(features: torch.Tensor):
@@ -196,6 +199,6 @@ def permutohedral_lattice_fake(features: torch.Tensor):
     )
 
 
-def permutohedral_filter_fake(values, offsets, weights, neighbours, order, transpose):
+def permutohedral_filter_fake(values, offsets, weights, neighbours, order, transpose, add=None):
     """The filtered values' metadata: the fake implementation of fastadv::permutohedral_filter."""
     return torch.empty_like(values)
