@@ -179,6 +179,10 @@ template <int D, typename T>
 void build_lattice(const at::Tensor& features, LatticeTensors& t) {
   const int64_t batch = features.size(0), pixels_per_image = features.size(1);
   const int64_t pixels = batch * pixels_per_image;
+  if (pixels == 0) {
+    t.neighbours = at::empty({D + 1, 0, 2}, t.offsets.options());
+    return;
+  }
   int32_t* offsets = t.offsets.mutable_data_ptr<int32_t>();
   // Ranges of at least kMinPixels: a table of its own costs a merge of all its keys.
   constexpr int64_t kMinPixels = 1 << 14;

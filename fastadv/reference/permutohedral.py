@@ -128,6 +128,10 @@ def _lookup(keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
 def permutohedral_lattice(features: torch.Tensor):
     """The lattice of features [B, N, d] (see the module doc) by plain tensor operations."""
     batch, n, d = features.shape
+    if batch * n == 0:
+        empty = features.new_empty((batch, n, d + 1), dtype=torch.int32)
+        no_vertices = features.new_empty((d + 1, 0, 2), dtype=torch.int32)
+        return empty, features.new_empty(empty.shape), no_vertices, empty.reshape(-1)
     flat = features.reshape(-1, d)
     rem0, rank, weights = _simplices(flat)
     image = torch.arange(batch, device=features.device).repeat_interleave(n)
