@@ -49,16 +49,18 @@ def lattice_alpha(dim: int) -> float:
 
 def dense_gaussian_filter(values: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """``out_i = Σ_j exp(−|f_i − f_j|² / 2) v_j`` exactly, image by image (values [B, N, c],
-    features [B, N, d]); the pairwise kernel one block of rows at a time."""
+    features [B, N, d]); the pairwise kernel one block of rows at a time, its squared distances
+    as ``|f_i|² + |f_j|² − 2 f_i·f_j`` (use float64 where the features are large)."""
     out = torch.empty_like(values)
     n = features.shape[1]
-    rows = max(1, (1 << 24) // max(1, n * features.shape[2]))
+    rows = max(1, (1 << 22) // max(1, n))
     for b in range(features.shape[0]):
         f, v = features[b], values[b]
+        norms = f.pow(2).sum(1)
         for start in range(0, n, rows):
             block = f[start : start + rows]
-            kernel = torch.exp(-0.5 * (block[:, None] - f[None]).pow(2).sum(-1))
-            out[b, start : start + rows] = kernel @ v
+            d2 = norms[start : start + rows, None] + norms[None] - 2 * block @ f.T
+            out[b, start : start + rows] = torch.exp(-0.5 * d2.clamp_min(0)) @ v
     return out
 
 
