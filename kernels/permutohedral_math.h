@@ -56,12 +56,16 @@ struct LatticeKey {
     }
     return false;
   }
+  // Every bit of the key reaches the low bits that index a table (murmur3's finaliser a word).
   FASTADV_HD uint64_t hash() const {
     uint64_t h = 0x9e3779b97f4a7c15ull;
     for (int w = 0; w < kWords; ++w) {
       h ^= word[w];
+      h ^= h >> 33;
       h *= 0xff51afd7ed558ccdull;
-      h ^= h >> 32;
+      h ^= h >> 33;
+      h *= 0xc4ceb9fe1a85ec53ull;
+      h ^= h >> 33;
     }
     return h;
   }

@@ -29,29 +29,31 @@ namespace {
 
 // ---- building -------------------------------------------------------------------------------
 
-// Lattice keys to vertex ids: open addressing with linear probing, at most half full.
+// Lattice keys to vertex ids: open addressing with linear probing, at most half full. The slots
+// hold only ids (the keys are in `keys_`, by id), so that the table of a bilateral lattice's tens
+// of thousands of vertices stays in the L2 cache.
 template <int D>
 class VertexTable {
  public:
   explicit VertexTable(int64_t expected) {
     size_t capacity = 1024;
     while (capacity < 2 * static_cast<size_t>(expected)) capacity *= 2;
-    slots_.assign(capacity, Slot{{}, -1});
+    slots_.assign(capacity, -1);
   }
 
   // The id of `key`, numbered next if it is new.
   int32_t insert(const LatticeKey<D>& key) {
     const size_t mask = slots_.size() - 1;
     for (size_t h = key.hash() & mask;; h = (h + 1) & mask) {
-      Slot& slot = slots_[h];
-      if (slot.id < 0) {
-        const auto id = static_cast<int32_t>(keys_.size());
-        slot = {key, id};
+      const int32_t id = slots_[h];
+      if (id < 0) {
+        const auto fresh = static_cast<int32_t>(keys_.size());
+        slots_[h] = fresh;
         keys_.push_back(key);
         if (2 * keys_.size() > slots_.size()) grow();
-        return id;
+        return fresh;
       }
-      if (slot.key == key) return slot.id;
+      if (keys_[id] == key) return id;
     }
   }
 
@@ -59,32 +61,26 @@ class VertexTable {
   int32_t find(const LatticeKey<D>& key) const {
     const size_t mask = slots_.size() - 1;
     for (size_t h = key.hash() & mask;; h = (h + 1) & mask) {
-      const Slot& slot = slots_[h];
-      if (slot.id < 0 || slot.key == key) return slot.id;
+      const int32_t id = slots_[h];
+      if (id < 0 || keys_[id] == key) return id;
     }
   }
 
   const std::vector<LatticeKey<D>>& keys() const { return keys_; }
 
  private:
-  struct Slot {
-    LatticeKey<D> key;
-    int32_t id;
-  };
-
   void grow() {
-    std::vector<Slot> old(2 * slots_.size(), Slot{{}, -1});
-    old.swap(slots_);
-    const size_t mask = slots_.size() - 1;
-    for (const Slot& slot : old) {
-      if (slot.id < 0) continue;
-      size_t h = slot.key.hash() & mask;
-      while (slots_[h].id >= 0) h = (h + 1) & mask;
-      slots_[h] = slot;
+    std::vector<int32_t> slots(2 * slots_.size(), -1);
+    const size_t mask = slots.size() - 1;
+    for (size_t id = 0; id < keys_.size(); ++id) {
+      size_t h = keys_[id].hash() & mask;
+      while (slots[h] >= 0) h = (h + 1) & mask;
+      slots[h] = static_cast<int32_t>(id);
     }
+    slots_.swap(slots);
   }
 
-  std::vector<Slot> slots_;
+  std::vector<int32_t> slots_;
   std::vector<LatticeKey<D>> keys_;
 };
 
@@ -96,16 +92,18 @@ struct PixelRange {
   bool out_of_range = false;
 };
 
-// The simplex of every pixel in range.pixels: its vertices' ids in the range's table, and its
-// barycentric weights.
+// The simplex of every pixel in the range: its vertices' ids in the range's table, and its
+// barycentric weights. Neighbouring pixels mostly lie in the same simplex or in one next to it,
+// which shares all its vertices but one: the previous pixel's vertices are tried before the table.
 template <int D, typename T>
 void locate_range(const T* features, int64_t pixels_per_image, PixelRange<D>& range,
                   int32_t* offsets, T* weights) {
   Simplex<D, T> cell{}, previous{};
-  int32_t ids[D + 1];
+  LatticeKey<D> keys[D + 1] = {};
+  int32_t ids[D + 1] = {};
   int64_t image = range.begin / pixels_per_image;
   int64_t image_end = (image + 1) * pixels_per_image;
-  bool reuse = false;  // whether `previous` is a cell of this image
+  bool reuse = false;  // whether `previous`, `keys` and `ids` hold a cell of this image
   for (int64_t i = range.begin; i < range.end; ++i) {
     if (i == image_end) {
       ++image;
@@ -115,8 +113,19 @@ void locate_range(const T* features, int64_t pixels_per_image, PixelRange<D>& ra
     locate_simplex<D, T>(features + i * D, cell);
     range.out_of_range |= !cell.in_range;
     if (!reuse || !cell.same_cell(previous)) {
+      LatticeKey<D> fresh[D + 1];
+      int32_t fresh_ids[D + 1];
       for (int r = 0; r <= D; ++r) {
-        ids[r] = range.table.insert(cell.vertex(r, static_cast<uint32_t>(image)));
+        fresh[r] = cell.vertex(r, static_cast<uint32_t>(image));
+        fresh_ids[r] = -1;
+        for (int s = 0; reuse && s <= D && fresh_ids[r] < 0; ++s) {
+          if (keys[s] == fresh[r]) fresh_ids[r] = ids[s];
+        }
+        if (fresh_ids[r] < 0) fresh_ids[r] = range.table.insert(fresh[r]);
+      }
+      for (int r = 0; r <= D; ++r) {
+        keys[r] = fresh[r];
+        ids[r] = fresh_ids[r];
       }
       previous = cell;
       reuse = true;
@@ -192,7 +201,7 @@ void build_lattice(const at::Tensor& features, LatticeTensors& t) {
   ranges.reserve(count);
   for (int64_t c = 0; c < count; ++c) {
     const int64_t begin = pixels * c / count, end = pixels * (c + 1) / count;
-    ranges.push_back({begin, end, VertexTable<D>((end - begin) / 4)});
+    ranges.push_back({begin, end, VertexTable<D>(0)});  // grown as vertices come
   }
   at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
@@ -262,6 +271,25 @@ class RowBuffer {
   std::vector<T> heap_;
 };
 
+// The lattice rows of pixel i + kAhead are fetched while pixel i is processed: neighbouring
+// pixels often share vertices, but when the features jump (a colour edge, the next image row) the
+// rows come from all over a lattice larger than the L2 cache, and the loop would wait for them.
+constexpr int64_t kAhead = 8;
+
+template <int D, typename T>
+void prefetch_rows(const LatticeFilterArgs& a, int64_t i, int64_t end, int64_t stride,
+                   const T* lattice) {
+  if (i >= end) return;
+  for (int r = 0; r <= D; ++r) {
+    const auto o = static_cast<uint32_t>(a.offsets[i * (D + 1) + r]);
+    if (o >= static_cast<uint64_t>(a.vertices)) continue;
+    const char* row = reinterpret_cast<const char*>(lattice + int64_t{o} * stride);
+    for (int64_t byte = 0; byte < stride * static_cast<int64_t>(sizeof(T)); byte += 64) {
+      __builtin_prefetch(row + byte);
+    }
+  }
+}
+
 // Splats pixels [begin, end) into `lattice` (rows of `stride`).
 template <int D, typename T, int kGroups>
 FASTADV_WIDE_CLONES void splat_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
@@ -274,6 +302,7 @@ FASTADV_WIDE_CLONES void splat_range(const LatticeFilterArgs& a, int64_t begin, 
   T* __restrict__ row = buffer.data();
   for (int64_t k = 0; k < width; ++k) row[k] = T(0);
   for (int64_t i = begin; i < end; ++i) {
+    prefetch_rows<D, T>(a, i + kAhead, end, stride, lattice);
     for (int64_t c = 0; c < a.channels; ++c) row[c] = values[i * a.channels + c];
     for (int r = 0; r <= D; ++r) {
       const int32_t o = a.offsets[i * (D + 1) + r];
@@ -316,6 +345,7 @@ FASTADV_WIDE_CLONES void slice_range(const LatticeFilterArgs& a, int64_t begin, 
   RowBuffer<T, kGroups> buffer(width);
   T* __restrict__ row = buffer.data();
   for (int64_t i = begin; i < end; ++i) {
+    prefetch_rows<D, T>(a, i + kAhead, end, stride, lattice);
     for (int64_t k = 0; k < width; ++k) row[k] = T(0);
     for (int r = 0; r <= D; ++r) {
       const int32_t o = a.offsets[i * (D + 1) + r];

@@ -16,18 +16,22 @@ from fastadv.experiments import harness
 EPS_PX = (0.25, 0.5, 1, 2, 4, 8, 16, 32)
 ATTACKS = ("fgsm", "fgsm-ll", "ifgsm", "ifgsm-ll")
 VARIANTS = ("plain", "multiscale", "crf")
+CRF_MODES = ("dense", "window")  # fully connected (permutohedral), or on crf_window^2 windows
 NUM_CLASSES = 19
 
 
-def defended(model, variant: str, crf_window: int = 11):
+def defended(model, variant: str, crf_window: int = 11, crf: str = "dense"):
     """The model as attacked and evaluated: plain, MultiScale (scales 0.5, 0.75, 1; mean) or
-    followed by a DenseCRF (pydensecrf's defaults, 5 iterations, a crf_window^2 window)."""
+    followed by a DenseCRF (pydensecrf's defaults, 5 iterations), fully connected as in Arnab et
+    al.'s CRF-RNN (crf="dense") or on a crf_window^2 window (crf="window")."""
     from fastadv.models import CRFModel, DenseCRF, MultiScale
 
+    if crf not in CRF_MODES:
+        raise ValueError(f"crf must be one of {CRF_MODES}, got {crf!r}")
     if variant == "multiscale":
         return MultiScale(model)
     if variant == "crf":
-        return CRFModel(model, DenseCRF(window=crf_window))
+        return CRFModel(model, DenseCRF(window=crf_window if crf == "window" else None))
     return model
 
 
@@ -60,7 +64,7 @@ def attack(model, images, labels, name: str, eps: float) -> torch.Tensor:
     return ifgsm(model, images, gt, alpha=min(1 / 255, eps), **kw).adv
 
 
-def make_evaluate(models: dict, crf_window: int = 11):
+def make_evaluate(models: dict, crf_window: int = 11, crf: str = "dense"):
     """The harness's evaluate: a confusion matrix an image, against the ground truth."""
     cache = {}
 
@@ -68,7 +72,7 @@ def make_evaluate(models: dict, crf_window: int = 11):
         name, variant, attack_name, eps_px = parse(setting)
         key = (name, variant)
         if key not in cache:
-            cache[key] = defended(models[name], variant, crf_window).eval()
+            cache[key] = defended(models[name], variant, crf_window, crf).eval()
         model = cache[key]
         x = (
             images
@@ -197,6 +201,7 @@ def run(
     attacks=ATTACKS,
     eps_px=EPS_PX,
     crf_window=11,
+    crf="dense",
     batch_size=2,
     device="cpu",
     progress=True,
@@ -205,7 +210,7 @@ def run(
     summary = harness.run(
         settings(models, variants, attacks, eps_px),
         dataset,
-        make_evaluate(models, crf_window),
+        make_evaluate(models, crf_window, crf),
         Path(out_dir) / "robustness",
         batch_size=batch_size,
         device=device,
