@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <array>
+#include <vector>
 
 namespace fastadv {
 
@@ -15,8 +16,8 @@ TORCH_LIBRARY_FRAGMENT(fastadv, m) {
       "permutohedral_lattice(Tensor features) -> (Tensor offsets, Tensor weights, "
       "Tensor neighbours, Tensor order)");
   m.def(
-      "permutohedral_filter(Tensor values, Tensor offsets, Tensor weights, Tensor neighbours, "
-      "Tensor order, bool transpose, Tensor? add=None) -> Tensor");
+      "permutohedral_filter(Tensor values, Tensor[] offsets, Tensor[] weights, Tensor[] neighbours, "
+      "Tensor[] order, bool transpose, Tensor? add=None, bool softmax=False) -> Tensor");
 }
 
 int check_lattice_features(const at::Tensor& features) {
@@ -44,15 +45,11 @@ LatticeTensors allocate_lattice(const at::Tensor& features, int dim) {
   return t;
 }
 
-LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::Tensor& offsets,
-                                           const at::Tensor& weights,
-                                           const at::Tensor& neighbours, const at::Tensor& order,
-                                           bool transpose,
-                                           const std::optional<at::Tensor>& add,
-                                           at::Tensor& out) {
-  TORCH_CHECK(values.dim() == 3, "values must be 3-d [B, N, C], got shape ", values.sizes());
-  TORCH_CHECK(values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble,
-              "values must be float32 or float64, got ", values.scalar_type());
+namespace {
+
+LatticeFilterArgs check_lattice(const at::Tensor& values, const at::Tensor& offsets,
+                                const at::Tensor& weights, const at::Tensor& neighbours,
+                                const at::Tensor& order) {
   TORCH_CHECK(neighbours.dim() == 3 && neighbours.size(2) == 2 && neighbours.size(0) >= 2 &&
                   neighbours.size(0) <= kLatticeMaxDim + 1,
               "neighbours must be [d + 1, M, 2] with 1 <= d <= ", kLatticeMaxDim, ", got shape ",
@@ -77,32 +74,49 @@ LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::T
                 " but values are on ", values.device());
     TORCH_CHECK(t->is_contiguous(), "the lattice's tensors must be contiguous");
   }
+  TORCH_CHECK(vertices < (int64_t{1} << 31) - 1, "neighbours: too many vertices");
+  LatticeFilterArgs a{};
+  a.offsets = offsets.const_data_ptr<int32_t>();
+  a.weights = weights.const_data_ptr();
+  a.neighbours = neighbours.const_data_ptr<int32_t>();
+  a.order = order.const_data_ptr<int32_t>();
+  a.vertices = vertices;
+  a.dim = static_cast<int32_t>(corners - 1);
+  return a;
+}
+
+}  // namespace
+
+std::vector<LatticeFilterArgs> make_lattice_filter_args(
+    const at::Tensor& values, at::TensorList offsets, at::TensorList weights,
+    at::TensorList neighbours, at::TensorList order, bool transpose,
+    const std::optional<at::Tensor>& add, at::Tensor& out) {
+  TORCH_CHECK(values.dim() == 3, "values must be 3-d [B, N, C], got shape ", values.sizes());
+  TORCH_CHECK(values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble,
+              "values must be float32 or float64, got ", values.scalar_type());
   TORCH_CHECK(values.is_contiguous(), "values must be contiguous");
+  TORCH_CHECK(!offsets.empty() && weights.size() == offsets.size() &&
+                  neighbours.size() == offsets.size() && order.size() == offsets.size(),
+              "offsets, weights, neighbours and order must list the same lattices, at least one");
   if (add.has_value()) {
     TORCH_CHECK(add->sizes() == values.sizes() && add->scalar_type() == values.scalar_type() &&
                     add->device() == values.device() && add->is_contiguous(),
                 "add must be a contiguous tensor of the values' shape, dtype and device");
   }
-  TORCH_CHECK(vertices < (int64_t{1} << 31) - 1, "neighbours: too many vertices");
-
-  const int64_t channels = values.size(2);
   out = at::empty_like(values);
-
-  LatticeFilterArgs a{};
-  a.values = values.const_data_ptr();
-  a.add = add.has_value() ? add->const_data_ptr() : nullptr;
-  a.out = out.mutable_data_ptr();
-  a.offsets = offsets.const_data_ptr<int32_t>();
-  a.weights = weights.const_data_ptr();
-  a.neighbours = neighbours.const_data_ptr<int32_t>();
-  a.order = order.const_data_ptr<int32_t>();
-  a.pixels = batch * pixels;
-  a.vertices = vertices;
-  a.dim = static_cast<int32_t>(corners - 1);
-  a.channels = static_cast<int32_t>(channels);
-  a.transpose = transpose;
-  a.is_double = values.scalar_type() == at::kDouble;
-  return a;
+  std::vector<LatticeFilterArgs> lattices;
+  for (size_t l = 0; l < offsets.size(); ++l) {
+    LatticeFilterArgs a = check_lattice(values, offsets[l], weights[l], neighbours[l], order[l]);
+    a.values = values.const_data_ptr();
+    a.add = add.has_value() ? add->const_data_ptr() : nullptr;
+    a.out = out.mutable_data_ptr();
+    a.pixels = values.size(0) * values.size(1);
+    a.channels = static_cast<int32_t>(values.size(2));
+    a.transpose = transpose;
+    a.is_double = values.scalar_type() == at::kDouble;
+    lattices.push_back(a);
+  }
+  return lattices;
 }
 
 }  // namespace fastadv

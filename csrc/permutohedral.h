@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "kernels/permutohedral_math.h"
 
@@ -30,13 +31,12 @@ int check_lattice_features(const at::Tensor& features);
 // int32 on the features' device; neighbours stay undefined (their size is known at the end).
 LatticeTensors allocate_lattice(const at::Tensor& features, int dim);
 
-// Checks the operands of fastadv::permutohedral_filter, allocates its output and packs everything
-// for a kernel but the lattice buffers, which each device lays out its own way.
-LatticeFilterArgs make_lattice_filter_args(const at::Tensor& values, const at::Tensor& offsets,
-                                           const at::Tensor& weights,
-                                           const at::Tensor& neighbours, const at::Tensor& order,
-                                           bool transpose,
-                                           const std::optional<at::Tensor>& add,
-                                           at::Tensor& out);
+// Checks the operands of fastadv::permutohedral_filter (values and a list of lattices), allocates
+// its output and packs one LatticeFilterArgs a lattice, all but the lattice buffers, which each
+// device lays out its own way.
+std::vector<LatticeFilterArgs> make_lattice_filter_args(
+    const at::Tensor& values, at::TensorList offsets, at::TensorList weights,
+    at::TensorList neighbours, at::TensorList order, bool transpose,
+    const std::optional<at::Tensor>& add, at::Tensor& out);
 
 }  // namespace fastadv

@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kThreads) slice_kernel(LatticeFilterArgs a, co
     sum += weights[i * (D + 1) + r] * lattice[static_cast<int64_t>(o) * a.channels + c];
   }
   const T base = a.add ? static_cast<const T*>(a.add)[t] : T(0);
-  static_cast<T*>(a.out)[t] = base + lattice_alpha<D, T>() * sum;
+  static_cast<T*>(a.out)[t] = base + lattice_alpha<T>(D) * sum;
 }
 
 template <int D, typename T>

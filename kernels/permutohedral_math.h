@@ -105,9 +105,9 @@ FASTADV_HD T lattice_scale(int k) {
 // The constant that makes a lattice point's blurred weight onto itself 1, as exp(0) is: each
 // direction's [1/2, 1, 1/2] keeps the centre, and the only other way back is one step along every
 // direction (they sum to zero), taken forwards or backwards, 2 * 2^-(d+1).
-template <int D, typename T>
-FASTADV_HD T lattice_alpha() {
-  return static_cast<T>(1.0 / (1.0 + 1.0 / static_cast<double>(1 << D)));
+template <typename T>
+FASTADV_HD T lattice_alpha(int dim) {
+  return static_cast<T>(1.0 / (1.0 + 1.0 / static_cast<double>(1 << dim)));
 }
 
 template <int D, typename T>

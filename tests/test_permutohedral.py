@@ -162,15 +162,32 @@ def test_transpose_is_the_transposed_operator(backend, d):
 
 
 @pytest.mark.parametrize("backend, device", COMPILED)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_several_lattices_and_softmax(backend, device, dtype):
+    """Several lattices (of different d) summed, of the values' softmax, plus add: the sum of
+    one-lattice filters of the softmax."""
+    f2, f5 = features(2, 200, 2, seed=4, dtype=dtype), features(2, 200, 5, seed=5, dtype=dtype)
+    lattices = [permutohedral_lattice(f, backend="torch") for f in (f2, f5)]
+    v, add = values_like(f2, 19) * 3, values_like(f2, 19, seed=2)
+    q = v.softmax(-1)
+    want = add + sum(permutohedral_filter(q, lat, backend="torch") for lat in lattices)
+    got = permutohedral_filter(
+        v.to(device), [to(lat, device) for lat in lattices], add=add.to(device), softmax=True,
+        backend=backend,
+    )  # fmt: skip
+    torch.testing.assert_close(got.cpu(), want)
+
+
+@pytest.mark.parametrize("backend, device", COMPILED)
 def test_gradcheck(backend, device):
     f = features(1, 30, 3, dtype=torch.float64).to(device)
     lattice = permutohedral_lattice(f, backend=backend)
     v = values_like(f.cpu(), 2).to(device).requires_grad_()
     add = values_like(f.cpu(), 2, seed=3).to(device).requires_grad_()
-    for transpose in (False, True):
+    for transpose, softmax in ((False, False), (True, False), (False, True)):
         assert torch.autograd.gradcheck(
-            lambda v, a, t=transpose: permutohedral_filter(v, lattice, transpose=t, add=a,
-                                                           backend=backend),
+            lambda v, a, t=transpose, s=softmax: permutohedral_filter(
+                v, [lattice, lattice], transpose=t, add=a, softmax=s, backend=backend),
             (v, add),
         )  # fmt: skip
         assert torch.autograd.gradgradcheck(
@@ -185,9 +202,12 @@ def test_opcheck(backend, device):
     torch.library.opcheck(torch.ops.fastadv.permutohedral_lattice.default, (f,))
     lattice = permutohedral_lattice(f, backend=backend)
     v = values_like(f.cpu(), 3).to(device).requires_grad_()
-    for transpose, add in ((False, None), (True, torch.rand(2, 20, 3, device=device))):
+    other = permutohedral_lattice(features(2, 20, 5).to(device), backend=backend)
+    lists = [list(tensors) for tensors in zip(lattice, other, strict=True)]
+    bias = torch.rand(2, 20, 3, device=device)
+    for transpose, add, softmax in ((False, None, False), (True, bias, True), (False, bias, True)):
         torch.library.opcheck(
-            torch.ops.fastadv.permutohedral_filter.default, (v, *lattice, transpose, add)
+            torch.ops.fastadv.permutohedral_filter.default, (v, *lists, transpose, add, softmax)
         )
 
 
@@ -220,6 +240,8 @@ def test_bad_inputs():
         permutohedral_filter(torch.rand(1, 10, 3), lattice, add=torch.rand(1, 10, 2))
     with pytest.raises(TypeError, match="Lattice"):
         permutohedral_filter(torch.rand(1, 10, 3), tuple(lattice))
+    with pytest.raises(TypeError, match="Lattice"):
+        permutohedral_filter(torch.rand(1, 10, 3), [])
 
 
 @pytest.mark.parametrize("backend, device", COMPILED)

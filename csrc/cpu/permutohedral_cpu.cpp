@@ -23,6 +23,7 @@
 
 #include "csrc/cpu_clones.h"
 #include "csrc/permutohedral.h"
+#include "kernels/color_math.h"  // m_exp
 
 namespace fastadv {
 namespace {
@@ -276,12 +277,11 @@ class RowBuffer {
 // rows come from all over a lattice larger than the L2 cache, and the loop would wait for them.
 constexpr int64_t kAhead = 8;
 
-template <int D, typename T>
-void prefetch_rows(const LatticeFilterArgs& a, int64_t i, int64_t end, int64_t stride,
-                   const T* lattice) {
-  if (i >= end) return;
-  for (int r = 0; r <= D; ++r) {
-    const auto o = static_cast<uint32_t>(a.offsets[i * (D + 1) + r]);
+template <typename T>
+void prefetch_rows(const LatticeFilterArgs& a, int64_t i, int64_t stride, const T* lattice) {
+  const int corners = a.dim + 1;
+  for (int r = 0; r < corners; ++r) {
+    const auto o = static_cast<uint32_t>(a.offsets[i * corners + r]);
     if (o >= static_cast<uint64_t>(a.vertices)) continue;
     const char* row = reinterpret_cast<const char*>(lattice + int64_t{o} * stride);
     for (int64_t byte = 0; byte < stride * static_cast<int64_t>(sizeof(T)); byte += 64) {
@@ -290,26 +290,57 @@ void prefetch_rows(const LatticeFilterArgs& a, int64_t i, int64_t end, int64_t s
   }
 }
 
-// Splats pixels [begin, end) into `lattice` (rows of `stride`).
-template <int D, typename T, int kGroups>
-FASTADV_WIDE_CLONES void splat_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
-                                     int64_t stride, T* __restrict__ lattice) {
-  const T* values = static_cast<const T*>(a.values);
-  const T* weights = static_cast<const T*>(a.weights);
-  const auto vertices = static_cast<uint64_t>(a.vertices);
+// softmax over the first n values of row, in place (m_exp: a polynomial the loop vectorises).
+template <typename T>
+FASTADV_HD void softmax_row(T* row, int64_t n) {
+  T top = row[0];
+  for (int64_t c = 1; c < n; ++c) top = row[c] > top ? row[c] : top;
+  T sum = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    row[c] = m_exp(row[c] - top);
+    sum += row[c];
+  }
+  const T scale = T(1) / sum;
+  for (int64_t c = 0; c < n; ++c) row[c] *= scale;
+}
+
+// A filter call's lattices on the CPU: each one's arguments, and its rows for the splat (one copy
+// a thread, summed into the first) and for the blur's other buffer.
+template <typename T>
+struct CpuLattice {
+  const LatticeFilterArgs* args;
+  T* rows;  // [threads, M + 1, stride]
+  T* swap;  // [M + 1, stride]
+};
+
+// Splats pixels [begin, end) into copy `copy` of every lattice's rows, the values' softmax if
+// `softmax`: each pixel's row is read (and normalised) once for all the lattices.
+template <typename T, int kGroups>
+FASTADV_WIDE_CLONES void splat_range(const CpuLattice<T>* lattices, int count, int64_t copy,
+                                     int64_t begin, int64_t end, int64_t stride, bool softmax) {
+  const LatticeFilterArgs& first = *lattices[0].args;
+  const T* values = static_cast<const T*>(first.values);
+  const int64_t channels = first.channels;
   const auto width = row_width<kGroups>(stride);
   RowBuffer<T, kGroups> buffer(width);
   T* __restrict__ row = buffer.data();
   for (int64_t k = 0; k < width; ++k) row[k] = T(0);
   for (int64_t i = begin; i < end; ++i) {
-    prefetch_rows<D, T>(a, i + kAhead, end, stride, lattice);
-    for (int64_t c = 0; c < a.channels; ++c) row[c] = values[i * a.channels + c];
-    for (int r = 0; r <= D; ++r) {
-      const int32_t o = a.offsets[i * (D + 1) + r];
-      if (static_cast<uint64_t>(o) >= vertices) continue;  // only a hand-made lattice has these
-      const T w = weights[i * (D + 1) + r];
-      T* __restrict__ dst = lattice + o * stride;
-      for (int64_t k = 0; k < width; ++k) dst[k] += w * row[k];
+    for (int64_t c = 0; c < channels; ++c) row[c] = values[i * channels + c];
+    if (softmax) softmax_row(row, channels);
+    for (int l = 0; l < count; ++l) {
+      const LatticeFilterArgs& a = *lattices[l].args;
+      T* __restrict__ rows = lattices[l].rows + copy * (a.vertices + 1) * stride;
+      if (i + kAhead < end) prefetch_rows(a, i + kAhead, stride, rows);
+      const int corners = a.dim + 1;
+      const T* weights = static_cast<const T*>(a.weights);
+      for (int r = 0; r < corners; ++r) {
+        const int32_t o = a.offsets[i * corners + r];
+        if (static_cast<uint64_t>(o) >= static_cast<uint64_t>(a.vertices)) continue;
+        const T w = weights[i * corners + r];  // (an out-of-range id: a hand-made lattice)
+        T* __restrict__ dst = rows + o * stride;
+        for (int64_t k = 0; k < width; ++k) dst[k] += w * row[k];
+      }
     }
   }
 }
@@ -332,33 +363,39 @@ FASTADV_WIDE_CLONES void blur_range(const int32_t* neighbours, int64_t vertices,
   }
 }
 
-// Slices pixels [begin, end) out of `lattice`, plus `add`.
-template <int D, typename T, int kGroups>
-FASTADV_WIDE_CLONES void slice_range(const LatticeFilterArgs& a, int64_t begin, int64_t end,
-                                     int64_t stride, const T* __restrict__ lattice) {
-  const T* weights = static_cast<const T*>(a.weights);
-  const T* add = static_cast<const T*>(a.add);
-  T* out = static_cast<T*>(a.out);
-  const auto vertices = static_cast<uint64_t>(a.vertices);
-  const T alpha = lattice_alpha<D, T>();
+// Slices pixels [begin, end) out of every lattice's blurred rows (`blurred[l]`), summed, plus
+// `add`.
+template <typename T, int kGroups>
+FASTADV_WIDE_CLONES void slice_range(const CpuLattice<T>* lattices, const T* const* blurred,
+                                     int count, int64_t begin, int64_t end, int64_t stride) {
+  const LatticeFilterArgs& first = *lattices[0].args;
+  const T* add = static_cast<const T*>(first.add);
+  T* out = static_cast<T*>(first.out);
+  const int64_t channels = first.channels;
   const auto width = row_width<kGroups>(stride);
   RowBuffer<T, kGroups> buffer(width);
   T* __restrict__ row = buffer.data();
   for (int64_t i = begin; i < end; ++i) {
-    prefetch_rows<D, T>(a, i + kAhead, end, stride, lattice);
     for (int64_t k = 0; k < width; ++k) row[k] = T(0);
-    for (int r = 0; r <= D; ++r) {
-      const int32_t o = a.offsets[i * (D + 1) + r];
-      if (static_cast<uint64_t>(o) >= vertices) continue;
-      const T w = alpha * weights[i * (D + 1) + r];
-      const T* __restrict__ src = lattice + o * stride;
-      for (int64_t k = 0; k < width; ++k) row[k] += w * src[k];
+    for (int l = 0; l < count; ++l) {
+      const LatticeFilterArgs& a = *lattices[l].args;
+      if (i + kAhead < end) prefetch_rows(a, i + kAhead, stride, blurred[l]);
+      const int corners = a.dim + 1;
+      const T* weights = static_cast<const T*>(a.weights);
+      const T alpha = lattice_alpha<T>(a.dim);
+      for (int r = 0; r < corners; ++r) {
+        const int32_t o = a.offsets[i * corners + r];
+        if (static_cast<uint64_t>(o) >= static_cast<uint64_t>(a.vertices)) continue;
+        const T w = alpha * weights[i * corners + r];
+        const T* __restrict__ src = blurred[l] + o * stride;
+        for (int64_t k = 0; k < width; ++k) row[k] += w * src[k];
+      }
     }
-    T* dst = out + i * a.channels;
+    T* dst = out + i * channels;
     if (add) {
-      for (int64_t c = 0; c < a.channels; ++c) dst[c] = add[i * a.channels + c] + row[c];
+      for (int64_t c = 0; c < channels; ++c) dst[c] = add[i * channels + c] + row[c];
     } else {
-      for (int64_t c = 0; c < a.channels; ++c) dst[c] = row[c];
+      for (int64_t c = 0; c < channels; ++c) dst[c] = row[c];
     }
   }
 }
@@ -376,41 +413,54 @@ T* scratch(std::vector<T>& buffer, int64_t n) {
   return buffer.data();
 }
 
-template <int D, typename T, int kGroups>
-void filter_cpu(const LatticeFilterArgs& a) {
-  const int64_t stride = padded(a.channels), rows = a.vertices + 1;
-  // One private lattice a thread for the splat; the first is the one the blur starts from.
+template <typename T, int kGroups>
+void filter_cpu(const std::vector<LatticeFilterArgs>& args, bool softmax) {
+  const LatticeFilterArgs& first = args[0];
+  const int64_t stride = padded(first.channels), pixels = first.pixels;
   const int64_t threads =
-      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), a.pixels / kGrainPixels));
-  static thread_local std::vector<T> lattice_buffer, swap_buffer;
-  T* lattice = scratch(lattice_buffer, threads * rows * stride);
-  T* swap = scratch(swap_buffer, rows * stride);
+      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), pixels / kGrainPixels));
+  int64_t total = 0;
+  for (const auto& a : args) total += (threads + 1) * (a.vertices + 1) * stride;
+  static thread_local std::vector<T> buffer;
+  T* next = scratch(buffer, total);
+  std::vector<CpuLattice<T>> lattices;
+  for (const auto& a : args) {
+    lattices.push_back({&a, next, next + threads * (a.vertices + 1) * stride});
+    next += (threads + 1) * (a.vertices + 1) * stride;
+  }
+  const int count = static_cast<int>(lattices.size());
   at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      splat_range<D, T, kGroups>(a, a.pixels * t / threads, a.pixels * (t + 1) / threads, stride,
-                        lattice + t * rows * stride);
+      splat_range<T, kGroups>(lattices.data(), count, t, pixels * t / threads,
+                              pixels * (t + 1) / threads, stride, softmax);
     }
   });
-  if (threads > 1) {
-    at::parallel_for(0, a.vertices * stride, kGrainVertices * stride, [&](int64_t b, int64_t e) {
-      for (int64_t t = 1; t < threads; ++t) {
-        const T* part = lattice + t * rows * stride;
-        for (int64_t k = b; k < e; ++k) lattice[k] += part[k];
-      }
-    });
+  std::vector<const T*> blurred;
+  for (const auto& lattice : lattices) {
+    const LatticeFilterArgs& a = *lattice.args;
+    const int64_t size = (a.vertices + 1) * stride;
+    if (threads > 1) {
+      at::parallel_for(0, a.vertices * stride, kGrainVertices * stride, [&](int64_t b, int64_t e) {
+        for (int64_t t = 1; t < threads; ++t) {
+          const T* part = lattice.rows + t * size;
+          for (int64_t k = b; k < e; ++k) lattice.rows[k] += part[k];
+        }
+      });
+    }
+    T* from = lattice.rows;
+    T* to = lattice.swap;
+    for (int step = 0; step <= a.dim; ++step) {
+      const int j = a.transpose ? a.dim - step : step;
+      const int32_t* neighbours = a.neighbours + int64_t{j} * a.vertices * 2;
+      at::parallel_for(0, a.vertices, kGrainVertices, [&](int64_t begin, int64_t end) {
+        blur_range<T>(neighbours, a.vertices, begin, end, stride, from, to);
+      });
+      std::swap(from, to);
+    }
+    blurred.push_back(from);
   }
-  T* from = lattice;
-  T* to = swap;
-  for (int step = 0; step <= D; ++step) {
-    const int j = a.transpose ? D - step : step;
-    const int32_t* neighbours = a.neighbours + int64_t{j} * a.vertices * 2;
-    at::parallel_for(0, a.vertices, kGrainVertices, [&](int64_t begin, int64_t end) {
-      blur_range<T>(neighbours, a.vertices, begin, end, stride, from, to);
-    });
-    std::swap(from, to);
-  }
-  at::parallel_for(0, a.pixels, kGrainPixels, [&](int64_t begin, int64_t end) {
-    slice_range<D, T, kGroups>(a, begin, end, stride, from);
+  at::parallel_for(0, pixels, kGrainPixels, [&](int64_t begin, int64_t end) {
+    slice_range<T, kGroups>(lattices.data(), blurred.data(), count, begin, end, stride);
   });
 }
 
@@ -427,29 +477,30 @@ void advise_huge_pages(const at::Tensor& t) {
 #endif
 }
 
-at::Tensor permutohedral_filter_cpu(const at::Tensor& values, const at::Tensor& offsets,
-                                    const at::Tensor& weights, const at::Tensor& neighbours,
-                                    const at::Tensor& order, bool transpose,
-                                    const std::optional<at::Tensor>& add) {
+at::Tensor permutohedral_filter_cpu(const at::Tensor& values, at::TensorList offsets,
+                                    at::TensorList weights, at::TensorList neighbours,
+                                    at::TensorList order, bool transpose,
+                                    const std::optional<at::Tensor>& add, bool softmax) {
   at::Tensor out;
-  const LatticeFilterArgs a =
+  const std::vector<LatticeFilterArgs> args =
       make_lattice_filter_args(values, offsets, weights, neighbours, order, transpose, add, out);
-  if (a.pixels == 0 || a.channels == 0) return add.has_value() ? out.copy_(*add) : out;
+  if (out.numel() == 0) return out;
   advise_huge_pages(out);
-  dispatch_lattice_dim(a.dim, [&](auto tag) {
-    constexpr int D = decltype(tag)::value;
-    const auto by_width = [&](auto zero) {
-      using T = decltype(zero);
-      switch (padded(a.channels) / kGroup) {
-        case 1: return filter_cpu<D, T, 1>(a);
-        case 2: return filter_cpu<D, T, 2>(a);
-        case 3: return filter_cpu<D, T, 3>(a);
-        case 4: return filter_cpu<D, T, 4>(a);
-        default: return filter_cpu<D, T, 0>(a);
-      }
-    };
-    return a.is_double ? by_width(double{}) : by_width(float{});
-  });
+  const auto by_width = [&](auto zero) {
+    using T = decltype(zero);
+    switch (padded(values.size(2)) / kGroup) {
+      case 1: return filter_cpu<T, 1>(args, softmax);
+      case 2: return filter_cpu<T, 2>(args, softmax);
+      case 3: return filter_cpu<T, 3>(args, softmax);
+      case 4: return filter_cpu<T, 4>(args, softmax);
+      default: return filter_cpu<T, 0>(args, softmax);
+    }
+  };
+  if (values.scalar_type() == at::kDouble) {
+    by_width(double{});
+  } else {
+    by_width(float{});
+  }
   return out;
 }
 

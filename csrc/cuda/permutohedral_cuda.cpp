@@ -11,12 +11,15 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/ones.h>
+#include <ATen/ops/softmax.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+
+#include <vector>
 
 #include "csrc/permutohedral.h"
 #include "kernels/permutohedral_launch.h"
@@ -94,19 +97,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> permutohedral_lattice
   return t.result();
 }
 
-at::Tensor permutohedral_filter_cuda(const at::Tensor& values, const at::Tensor& offsets,
-                                     const at::Tensor& weights, const at::Tensor& neighbours,
-                                     const at::Tensor& order, bool transpose,
-                                     const std::optional<at::Tensor>& add) {
+// The lattices one after the other, each slice adding to the output the previous one wrote.
+at::Tensor permutohedral_filter_cuda(const at::Tensor& values, at::TensorList offsets,
+                                     at::TensorList weights, at::TensorList neighbours,
+                                     at::TensorList order, bool transpose,
+                                     const std::optional<at::Tensor>& add, bool softmax) {
   const c10::cuda::CUDAGuard guard(values.device());
   at::Tensor out;
-  LatticeFilterArgs a =
+  std::vector<LatticeFilterArgs> args =
       make_lattice_filter_args(values, offsets, weights, neighbours, order, transpose, add, out);
-  if (a.pixels == 0 || a.channels == 0) return add.has_value() ? out.copy_(*add) : out;
-  const at::Tensor lattice = at::zeros({2, a.vertices + 1, a.channels}, values.options());
-  a.lattice = lattice[0].mutable_data_ptr();
-  a.lattice_swap = lattice[1].mutable_data_ptr();
-  C10_CUDA_CHECK(launch_lattice_filter(a, c10::cuda::getCurrentCUDAStream()));
+  if (out.numel() == 0) return out;
+  const at::Tensor input = softmax ? at::softmax(values, -1) : values;
+  for (size_t l = 0; l < args.size(); ++l) {
+    LatticeFilterArgs& a = args[l];
+    const at::Tensor lattice = at::zeros({2, a.vertices + 1, a.channels}, values.options());
+    a.values = input.const_data_ptr();
+    a.add = l > 0 ? out.const_data_ptr() : a.add;  // each thread reads, then writes, its element
+    a.lattice = lattice[0].mutable_data_ptr();
+    a.lattice_swap = lattice[1].mutable_data_ptr();
+    C10_CUDA_CHECK(launch_lattice_filter(a, c10::cuda::getCurrentCUDAStream()));
+  }
   return out;
 }
 

@@ -85,6 +85,9 @@ class DenseCRF(nn.Module):
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
             if not locals()[name] > 0:
                 raise ValueError(f"{name} must be positive, got {locals()[name]}")
+        for name in ("gaussian_compat", "bilateral_compat"):
+            if not locals()[name] >= 0:  # Potts: a penalty for disagreeing labels
+                raise ValueError(f"{name} must be >= 0, got {locals()[name]}")
         self.iterations, self.window, self.backend = iterations, window, backend
         self.gaussian_sxy, self.gaussian_compat = gaussian_sxy, gaussian_compat
         self.bilateral_sxy, self.bilateral_srgb = bilateral_sxy, bilateral_srgb
@@ -126,23 +129,19 @@ class DenseCRF(nn.Module):
         dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         lattices = self._lattices(images, dtype)
 
-        def step(q, unary):
-            """unary + Σ_m w_m k̃_m q, the filters chained through `add`."""
-            z = unary
-            for sign, lattice in lattices:
-                q_m = q if sign > 0 else -q
-                z = permutohedral_filter(q_m, lattice, add=z, backend=self.backend)
-            return z
-
         # Pixel-major [B, HW, K], the lattice's layout: the softmax runs over contiguous rows.
         flat = logits.to(dtype).permute(0, 2, 3, 1).reshape(b, h * w, k)
-        z = _mean_field(flat, self.iterations, step=step, dim=2)
+        unary = F.log_softmax(flat, dim=2)
+        z = unary
+        for _ in range(self.iterations if lattices else 0):
+            # z = unary + Σ_m w_m k̃_m softmax(z), in one pass over the pixels
+            z = permutohedral_filter(z, lattices, add=unary, softmax=True, backend=self.backend)
         return z.reshape(b, h, w, k).permute(0, 3, 1, 2).to(logits.dtype)
 
     def _lattices(self, images: torch.Tensor, dtype: torch.dtype) -> list:
-        """(sign of the weight, lattice) per kernel with a nonzero weight: lattices of float32
-        features (as pydensecrf's), with ``n_i·sqrt(|w|)`` folded into their weights, so that
-        filtering through one is ``w·k̃`` up to the sign."""
+        """A lattice per kernel with a nonzero weight: of float32 features (as pydensecrf's),
+        with ``n_i·sqrt(w)`` folded into their weights, so that filtering through one is
+        ``w·k̃``."""
         b, _, h, w = images.shape
         with torch.no_grad():
             pos = _positions(h, w, images.device).expand(b, -1, -1)
@@ -155,8 +154,8 @@ class DenseCRF(nn.Module):
                 lattice = permutohedral_lattice(feats, backend=self.backend, validate=False)
                 ones = feats.new_ones(b, h * w, 1)
                 norm = permutohedral_filter(ones, lattice, backend=self.backend)[..., 0]
-                scale = (norm.to(dtype) + 1e-20).rsqrt() * math.sqrt(abs(compat))
-                out.append((1.0 if compat > 0 else -1.0, lattice.scaled(scale)))
+                scale = (norm.to(dtype) + 1e-20).rsqrt() * math.sqrt(compat)
+                out.append(lattice.scaled(scale))
         return out
 
     def _kernels(self):
@@ -206,17 +205,13 @@ class DenseCRF(nn.Module):
         return out
 
 
-def _mean_field(
-    logits: torch.Tensor, iterations: int, message=None, *, step=None, dim: int = 1
-) -> torch.Tensor:
+def _mean_field(logits: torch.Tensor, iterations: int, message, dim: int = 1) -> torch.Tensor:
     """``iterations`` mean-field updates ``z = −ψ_u + message(softmax(z))`` from the unary
-    ``−ψ_u = log_softmax(logits)`` (classes along `dim`); the last ``z``. ``step(q, −ψ_u)`` may
-    compute the whole update instead of ``message(q)``."""
+    ``−ψ_u = log_softmax(logits)`` (classes along `dim`); the last ``z``."""
     unary = F.log_softmax(logits, dim=dim)
-    step = step or (lambda q, u: u + message(q))
     z = unary
     for _ in range(iterations):
-        z = step(z.softmax(dim=dim), unary)
+        z = unary + message(z.softmax(dim=dim))
     return z
 
 

@@ -20,6 +20,7 @@ the GPU.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -83,18 +84,38 @@ def permutohedral_lattice(
 
 def permutohedral_filter(
     values: torch.Tensor,
-    lattice: Lattice,
+    lattice: Lattice | Sequence[Lattice],
     *,
     transpose: bool = False,
     add: torch.Tensor | None = None,
+    softmax: bool = False,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Filters values [B, N, c] through `lattice` (splat, blur, slice); with `transpose`, the
-    transposed filter; plus `add` (of the values' shape), in the same pass. Differentiable in
-    `values` and `add`. The values' dtype must be the lattice weights'."""
-    if not isinstance(lattice, Lattice):
-        raise TypeError(f"lattice must be a Lattice, got {type(lattice).__name__}")
+    """Filters values [B, N, c] through `lattice` (splat, blur, slice), or through each of a
+    sequence of lattices, the results summed; with `transpose`, the transposed filter; with
+    `softmax`, the values' softmax over c rather than the values; plus `add` (of the values'
+    shape). One pass over the pixels for all of it on the CPU. Differentiable in `values` and
+    `add`. The values' dtype must be the lattices' weights'."""
+    lattices = [lattice] if isinstance(lattice, Lattice) else list(lattice)
+    if not lattices or not all(isinstance(lat, Lattice) for lat in lattices):
+        raise TypeError("lattice must be a Lattice or a non-empty sequence of Lattices")
     check_dtype(values, "values", FLOATS)
+    for lat in lattices:
+        _check_values(values, lat)
+    if add is not None and (
+        add.shape != values.shape or add.dtype != values.dtype or add.device != values.device
+    ):
+        raise ValueError(
+            f"add must match values {tuple(values.shape)} {values.dtype} on {values.device}, "
+            f"got {tuple(add.shape)} {add.dtype} on {add.device}"
+        )
+    impl = _FILTER.pick(_resolve(backend, values.device))
+    tensors = [[getattr(lat, name).contiguous() for lat in lattices] for name in Lattice._fields]
+    add = None if add is None else add.contiguous()
+    return impl(values.contiguous(), *tensors, transpose, add, softmax)
+
+
+def _check_values(values: torch.Tensor, lattice: Lattice) -> None:
     pairs = lattice.offsets.shape
     if values.dim() != 3 or values.shape[:2] != pairs[:2]:
         raise ValueError(
@@ -109,16 +130,6 @@ def permutohedral_filter(
         raise ValueError(
             f"values are on {values.device} but the lattice on {lattice.offsets.device}"
         )
-    if add is not None and (
-        add.shape != values.shape or add.dtype != values.dtype or add.device != values.device
-    ):
-        raise ValueError(
-            f"add must match values {tuple(values.shape)} {values.dtype} on {values.device}, "
-            f"got {tuple(add.shape)} {add.dtype} on {add.device}"
-        )
-    impl = _FILTER.pick(_resolve(backend, values.device))
-    add = None if add is None else add.contiguous()
-    return impl(values.contiguous(), *(t.contiguous() for t in lattice), transpose, add)
 
 
 def _resolve(backend: str, device: torch.device) -> str:
@@ -141,16 +152,24 @@ _FILTER = _backend.Implementations(
 
 
 def _filter_backward(ctx, grad):
-    """The filter's gradient: the transposed filter in the values, the identity in `add`."""
+    """The filter's gradient: the transposed filter in the values (through the softmax's
+    Jacobian if it took one), the identity in `add`."""
     grad = grad.contiguous()
-    values = torch.ops.fastadv.permutohedral_filter(grad, *ctx.lattice, not ctx.transpose)
-    return values, None, None, None, None, None, grad if ctx.has_add else None
+    values = torch.ops.fastadv.permutohedral_filter(grad, *ctx.lattices, not ctx.transpose)
+    if ctx.softmax:
+        (logits,) = ctx.saved_tensors
+        q = logits.softmax(-1)
+        values = q * (values - (q * values).sum(-1, keepdim=True))
+    constants = [[None] * len(tensors) for tensors in ctx.lattices]
+    return values, *constants, None, grad if ctx.has_add else None, None
 
 
 def _filter_setup_context(ctx, inputs, output):
-    _, offsets, weights, neighbours, order, transpose, add = inputs
-    ctx.lattice, ctx.transpose = (offsets, weights, neighbours, order), transpose
-    ctx.has_add = add is not None
+    values, offsets, weights, neighbours, order, transpose, add, softmax = inputs
+    ctx.lattices, ctx.transpose = (offsets, weights, neighbours, order), transpose
+    ctx.has_add, ctx.softmax = add is not None, softmax
+    if softmax:
+        ctx.save_for_backward(values)
 
 
 if _ext.has_extension():

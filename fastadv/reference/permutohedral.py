@@ -19,9 +19,11 @@ pair ``p = (b·N + i)·(d+1) + r`` is pixel i of image b and the vertex r of its
   direction, M where there is none.
 - ``order`` int32 ``[B·N·(d+1)]``: the pairs sorted by vertex, stably (the CUDA splat's order).
 
-``permutohedral_filter(values [B, N, c], offsets, weights, neighbours, order, transpose, add)``
-splats, blurs (directions 0..d, or d..0 when ``transpose``) and slices, times
-``lattice_alpha(d)``, plus ``add`` if given (a chain of filters and a bias in one pass). Each
+``permutohedral_filter(values [B, N, c], offsets, weights, neighbours, order, transpose, add,
+softmax)`` takes lists of lattices (the four tensors of each in four lists): it splats the values
+(or their softmax over c), blurs (directions 0..d, or d..0 when ``transpose``) and slices through
+each, times ``lattice_alpha(d)``, and sums the results, plus ``add`` if given: the message of a
+dense CRF's mean field, with all its kernels and its unary, in one pass over the pixels. Each
 direction's blur is symmetric, so the filter with ``transpose`` is the exact transpose of the
 filter without: the backward of one is the other. Weights other than the barycentric ones may be
 passed (per-pixel scales folded in: the filter is then ``diag(s) K diag(s)``).
@@ -166,29 +168,38 @@ def permutohedral_lattice(features: torch.Tensor):
     )
 
 
-def permutohedral_filter(
-    values: torch.Tensor,
-    offsets: torch.Tensor,
-    weights: torch.Tensor,
-    neighbours: torch.Tensor,
-    order: torch.Tensor,
-    transpose: bool,
-    add: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Splat, blur and slice values [B, N, c] through a lattice (see the module doc), plus `add`."""
+def _filter_one(q, offsets, weights, neighbours, transpose):
     d = neighbours.shape[0] - 1
-    m, c = neighbours.shape[1], values.shape[2]
+    m, c = neighbours.shape[1], q.shape[2]
     index = offsets.reshape(-1).long()
-    pairs = (weights[..., None] * values[:, :, None, :]).reshape(-1, c)
-    lattice = values.new_zeros(m + 1, c).index_add(0, index, pairs)
+    pairs = (weights[..., None] * q[:, :, None, :]).reshape(-1, c)
+    lattice = q.new_zeros(m + 1, c).index_add(0, index, pairs)
     for step in range(d + 1):
         j = d - step if transpose else step
         n = neighbours[j].long()
         blurred = lattice[:m] + 0.5 * (lattice[n[:, 0]] + lattice[n[:, 1]])
         lattice = torch.cat([blurred, lattice[m:]])
-    sliced = (weights[..., None] * lattice[offsets.long()]).sum(2)
-    out = lattice_alpha(d) * sliced
-    return out if add is None else add + out
+    return lattice_alpha(d) * (weights[..., None] * lattice[offsets.long()]).sum(2)
+
+
+def permutohedral_filter(
+    values: torch.Tensor,
+    offsets: list[torch.Tensor],
+    weights: list[torch.Tensor],
+    neighbours: list[torch.Tensor],
+    order: list[torch.Tensor],
+    transpose: bool,
+    add: torch.Tensor | None = None,
+    softmax: bool = False,
+) -> torch.Tensor:
+    """Splat, blur and slice values [B, N, c] (or their softmax over c) through each lattice of
+    the lists, the results summed, plus `add` (see the module doc)."""
+    q = values.softmax(-1) if softmax else values
+    out = add
+    for lattice in zip(offsets, weights, neighbours, strict=True):
+        filtered = _filter_one(q, *lattice, transpose)
+        out = filtered if out is None else out + filtered
+    return out
 
 
 def permutohedral_lattice_fake(features: torch.Tensor):
@@ -205,6 +216,8 @@ def permutohedral_lattice_fake(features: torch.Tensor):
     )
 
 
-def permutohedral_filter_fake(values, offsets, weights, neighbours, order, transpose, add=None):
+def permutohedral_filter_fake(
+    values, offsets, weights, neighbours, order, transpose, add=None, softmax=False
+):
     """The filtered values' metadata: the fake implementation of fastadv::permutohedral_filter."""
     return torch.empty_like(values)
