@@ -16,7 +16,8 @@ TORCH_LIBRARY_FRAGMENT(fastadv, m) {
       "permutohedral_lattice(Tensor features) -> (Tensor offsets, Tensor weights, "
       "Tensor neighbours, Tensor order)");
   m.def(
-      "permutohedral_filter(Tensor values, Tensor[] offsets, Tensor[] weights, Tensor[] neighbours, "
+      "permutohedral_filter(Tensor values, Tensor[] offsets, Tensor[] weights, Tensor[] "
+      "neighbours, "
       "Tensor[] order, bool transpose, Tensor? add=None, bool softmax=False) -> Tensor");
 }
 

@@ -38,7 +38,8 @@ __global__ void __launch_bounds__(kThreads) keys_kernel(LatticeKeysArgs a) {
 template <int D>
 __device__ LatticeKey<D> load_key(const uint64_t* keys, int64_t index) {
   LatticeKey<D> key;
-  for (int w = 0; w < LatticeKey<D>::kWords; ++w) key.word[w] = keys[index * LatticeKey<D>::kWords + w];
+  for (int w = 0; w < LatticeKey<D>::kWords; ++w)
+    key.word[w] = keys[index * LatticeKey<D>::kWords + w];
   return key;
 }
 
@@ -160,8 +161,8 @@ cudaError_t launch_lattice_neighbours(const LatticeNeighbourArgs& args, cudaStre
   if (args.vertices == 0) return cudaSuccess;
   return dispatch_lattice_dim(args.dim, [&](auto tag) {
     constexpr int D = decltype(tag)::value;
-    neighbours_kernel<D><<<blocks_for(args.vertices * (D + 1), kThreads), kThreads, 0, stream>>>(
-        args);
+    neighbours_kernel<D>
+        <<<blocks_for(args.vertices * (D + 1), kThreads), kThreads, 0, stream>>>(args);
     return cudaGetLastError();
   });
 }

@@ -41,7 +41,9 @@ struct LatticeKey {
     return static_cast<uint32_t>(word[f / 4] >> (16 * (f % 4))) & 0xffffu;
   }
   FASTADV_HD int32_t coord(int k) const { return static_cast<int32_t>(field(k + 1)) - 32768; }
-  FASTADV_HD void set_coord(int k, int32_t v) { set_field(k + 1, static_cast<uint32_t>(v + 32768)); }
+  FASTADV_HD void set_coord(int k, int32_t v) {
+    set_field(k + 1, static_cast<uint32_t>(v + 32768));
+  }
 
   FASTADV_HD bool operator==(const LatticeKey& o) const {
     bool same = true;
@@ -213,9 +215,9 @@ auto dispatch_lattice_dim(int dim, F&& f) {
 // One pair is (pixel, vertex r of its simplex), p = pixel * (d+1) + r, pixels of all images in a
 // row: pixel = image * pixels + i.
 struct LatticeKeysArgs {
-  const void* features;  // [B, N, d], float32 or float64 (is_double)
-  uint64_t* keys;        // [P, words]: each pair's vertex key
-  void* weights;         // [P]: each pair's barycentric weight, of the features' dtype
+  const void* features;   // [B, N, d], float32 or float64 (is_double)
+  uint64_t* keys;         // [P, words]: each pair's vertex key
+  void* weights;          // [P]: each pair's barycentric weight, of the features' dtype
   int32_t* out_of_range;  // set to 1 when a feature does not fit the keys
   int64_t batch, pixels;
   int32_t dim;

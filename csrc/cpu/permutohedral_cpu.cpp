@@ -177,8 +177,7 @@ void find_neighbours(const VertexTable<D>& table, int32_t* neighbours) {
 }
 
 // The pairs sorted by vertex, stably (a counting sort).
-void sort_pairs_by_vertex(const int32_t* offsets, int64_t pairs, int64_t vertices,
-                          int32_t* order) {
+void sort_pairs_by_vertex(const int32_t* offsets, int64_t pairs, int64_t vertices, int32_t* order) {
   std::vector<int64_t> start(vertices + 1, 0);
   for (int64_t p = 0; p < pairs; ++p) ++start[offsets[p] + 1];
   for (int64_t v = 0; v < vertices; ++v) start[v + 1] += start[v];
@@ -268,7 +267,7 @@ class RowBuffer {
   T* data() { return kGroups > 0 ? local_ : heap_.data(); }
 
  private:
-  alignas(64) T local_[kGroups > 0 ? kGroups * kGroup : 1];
+  alignas(64) T local_[kGroups > 0 ? kGroups* kGroup : 1];
   std::vector<T> heap_;
 };
 
