@@ -69,6 +69,27 @@ def test_filter_is_the_reference(backend, device, dtype, d, channels):
         torch.testing.assert_close(got.cpu(), want)
 
 
+@pytest.mark.parametrize("d", (2, 5))
+def test_threads_change_nothing(d):
+    """Enough pixels for the CPU build to split them over two threads (two hash tables, merged)
+    and for the splat to use a private lattice a thread: the lattice is the one-thread lattice,
+    numbered alike, and the filter the one-thread filter, to rounding."""
+    f = features(1, 34000, d, seed=d, spread=4.0)
+    v = values_like(f, 3)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = permutohedral_lattice(f, backend="cpu")
+        filtered = permutohedral_filter(v, one, backend="cpu")
+        torch.set_num_threads(2)
+        two = permutohedral_lattice(f, backend="cpu")
+        torch.testing.assert_close(permutohedral_filter(v, two, backend="cpu"), filtered)
+    finally:
+        torch.set_num_threads(before)
+    for name in ("offsets", "neighbours", "order", "weights"):
+        assert torch.equal(getattr(two, name), getattr(one, name)), name
+
+
 @pytest.mark.parametrize("backend, device", COMPILED)
 @settings(max_examples=25, deadline=None)
 @given(
