@@ -8,9 +8,11 @@
 // which numbers every vertex by the first pixel that touches it, whatever the number of threads.
 //
 // Filtering: lattice rows are padded to whole vector registers; the splat scatters pixel by pixel
-// into the vertices (a private lattice a thread, summed after: the bilateral lattice is small and
-// stays in cache, where gathering pixels vertex by vertex would read the image in no order); the
-// blur and the slice gather, in parallel over vertices and pixels.
+// into the vertices of every lattice at once (a private lattice a thread, summed after: the
+// bilateral lattice is small and stays in cache, where gathering pixels vertex by vertex would read
+// the image in no order); the blur and the slice gather, in parallel over vertices and pixels.
+// Chunks go to threads as they come free, so with several threads the splat's sums are added in
+// an order that varies from run to run (the results, to rounding).
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -18,6 +20,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <vector>
 
@@ -400,8 +403,25 @@ FASTADV_WIDE_CLONES void slice_range(const CpuLattice<T>* lattices, const T* con
 }
 
 // Pixels a splat or slice task takes, and vertices a blur task takes.
-constexpr int64_t kGrainPixels = 4096;
+constexpr int64_t kGrainPixels = 8192;
 constexpr int64_t kGrainVertices = 2048;
+
+// Runs work(begin, end, worker) over [0, n) in chunks of `grain` that `workers` threads take as
+// they are free, rather than in one fixed share each: on a shared machine a thread the OS
+// deschedules then holds up only the chunk it is on. `worker` (0..workers-1) indexes per-thread
+// buffers.
+template <typename Work>
+void dynamic_for(int64_t n, int64_t grain, int64_t workers, const Work& work) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(workers, chunks), 1, [&](int64_t first, int64_t last) {
+    for (int64_t worker = first; worker < last; ++worker) {
+      for (int64_t c = next++; c < chunks; c = next++) {
+        work(c * grain, std::min(n, (c + 1) * grain), worker);
+      }
+    }
+  });
+}
 
 // Zeroed scratch of n values, reused from call to call: a fresh allocation of this size would be
 // mapped anew, and its first touch of every page fault, each time.
@@ -428,37 +448,35 @@ void filter_cpu(const std::vector<LatticeFilterArgs>& args, bool softmax) {
     next += (threads + 1) * (a.vertices + 1) * stride;
   }
   const int count = static_cast<int>(lattices.size());
-  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      splat_range<T, kGroups>(lattices.data(), count, t, pixels * t / threads,
-                              pixels * (t + 1) / threads, stride, softmax);
-    }
+  dynamic_for(pixels, kGrainPixels, threads, [&](int64_t begin, int64_t end, int64_t worker) {
+    splat_range<T, kGroups>(lattices.data(), count, worker, begin, end, stride, softmax);
   });
   std::vector<const T*> blurred;
   for (const auto& lattice : lattices) {
     const LatticeFilterArgs& a = *lattice.args;
     const int64_t size = (a.vertices + 1) * stride;
     if (threads > 1) {
-      at::parallel_for(0, a.vertices * stride, kGrainVertices * stride, [&](int64_t b, int64_t e) {
+      const auto sum_copies = [&](int64_t begin, int64_t end, int64_t) {
         for (int64_t t = 1; t < threads; ++t) {
           const T* part = lattice.rows + t * size;
-          for (int64_t k = b; k < e; ++k) lattice.rows[k] += part[k];
+          for (int64_t k = begin * stride; k < end * stride; ++k) lattice.rows[k] += part[k];
         }
-      });
+      };
+      dynamic_for(a.vertices, kGrainVertices, threads, sum_copies);
     }
     T* from = lattice.rows;
     T* to = lattice.swap;
     for (int step = 0; step <= a.dim; ++step) {
       const int j = a.transpose ? a.dim - step : step;
       const int32_t* neighbours = a.neighbours + int64_t{j} * a.vertices * 2;
-      at::parallel_for(0, a.vertices, kGrainVertices, [&](int64_t begin, int64_t end) {
+      dynamic_for(a.vertices, kGrainVertices, threads, [&](int64_t begin, int64_t end, int64_t) {
         blur_range<T>(neighbours, a.vertices, begin, end, stride, from, to);
       });
       std::swap(from, to);
     }
     blurred.push_back(from);
   }
-  at::parallel_for(0, pixels, kGrainPixels, [&](int64_t begin, int64_t end) {
+  dynamic_for(pixels, kGrainPixels, threads, [&](int64_t begin, int64_t end, int64_t) {
     slice_range<T, kGroups>(lattices.data(), blurred.data(), count, begin, end, stride);
   });
 }
