@@ -161,8 +161,9 @@ def _filter_backward(ctx, grad):
     values = torch.ops.fastadv.permutohedral_filter(grad, *ctx.lattices, not ctx.transpose)
     if ctx.softmax:
         (logits,) = ctx.saved_tensors
+        # q ⊙ (g − Σ_c q_c g_c), q = softmax(logits): torch's fused softmax backward
         q = logits.softmax(-1)
-        values = q * (values - (q * values).sum(-1, keepdim=True))
+        values = torch._softmax_backward_data(values, q, -1, q.dtype)
     constants = [[None] * len(tensors) for tensors in ctx.lattices]
     return values, *constants, None, grad if ctx.has_add else None, None
 
