@@ -82,12 +82,12 @@ class DenseCRF(nn.Module):
             raise ValueError(f"window must be None or a positive odd number, got {window}")
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
-        for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
-            if not locals()[name] > 0:
-                raise ValueError(f"{name} must be positive, got {locals()[name]}")
-        for name in ("gaussian_compat", "bilateral_compat"):
-            if not locals()[name] >= 0:  # Potts: a penalty for disagreeing labels
-                raise ValueError(f"{name} must be >= 0, got {locals()[name]}")
+        _check_parameters(
+            positive={"gaussian_sxy": gaussian_sxy, "bilateral_sxy": bilateral_sxy,
+                      "bilateral_srgb": bilateral_srgb},
+            # Potts: a penalty for disagreeing labels
+            non_negative={"gaussian_compat": gaussian_compat, "bilateral_compat": bilateral_compat},
+        )  # fmt: skip
         self.iterations, self.window, self.backend = iterations, window, backend
         self.gaussian_sxy, self.gaussian_compat = gaussian_sxy, gaussian_compat
         self.bilateral_sxy, self.bilateral_srgb = bilateral_sxy, bilateral_srgb
@@ -224,6 +224,15 @@ class CRFModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.crf(logits_of(self.model(x)), x)
+
+
+def _check_parameters(positive: dict, non_negative: dict) -> None:
+    for name, value in positive.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    for name, value in non_negative.items():
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _positions(h: int, w: int, device) -> torch.Tensor:
