@@ -21,11 +21,11 @@ def run(out: Path, images: int, *, progress: bool = True) -> tuple[list[Path], f
         "--eps", "2", "6", "10", "--modes", "full", "after", "--model", MODEL, "--out", str(out),
     ])  # fmt: skip
     hidden = study.run(hide, hide_args, progress=progress)
-    # The CRF costs most: half the resolution and a 5x5 window keep the demo short.
+    # The CRF costs most: half the resolution and two images keep the demo short.
     robustness_args = study.parse(robustness, [
         "--images", str(min(images, 2)), "--size", "128", "256", "--batch-size", "2",
         "--eps", "2", "8", "--attacks", *robustness.ATTACKS, "--variants", *robustness.VARIANTS,
-        "--models", MODEL, "--crf-window", "5", "--out", str(out),
+        "--models", MODEL, "--out", str(out),
     ])  # fmt: skip
     robust = study.run(robustness, robustness_args, progress=progress)
     if hidden is None:
@@ -33,7 +33,7 @@ def run(out: Path, images: int, *, progress: bool = True) -> tuple[list[Path], f
     minutes = (time.perf_counter() - start) / 60
     setup = (
         f"SynthCity val images ({images} at 256x512 for hiding, {robustness_args.images} at "
-        "128x256 for robustness, DenseCRF window 5x5), the shipped compact FCN-8s; "
+        "128x256 for robustness, the fully connected DenseCRF), the shipped compact FCN-8s; "
         f"{minutes:.1f} min on {study.device(None)}. Full studies: `fastadv experiment hide` and "
         "`fastadv experiment robustness`."
     )

@@ -23,6 +23,7 @@ HELP = "Arnab et al.: IoU ratio vs eps, plain / MultiScale / DenseCRF"
 EPS_PX = (0.25, 0.5, 1, 2, 4, 8, 16, 32)
 ATTACKS = ("fgsm", "fgsm-ll", "ifgsm", "ifgsm-ll")
 VARIANTS = ("plain", "multiscale", "crf")
+CRF_MODES = ("dense", "window")  # fully connected (permutohedral), or on crf_window^2 windows
 NUM_CLASSES = 19
 COLUMNS = {
     "model": "model",
@@ -49,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"each {MODEL_HELP}, of Cityscapes' 19 classes (the ground truth)",
     )  # fmt: skip
     parser.add_argument(
-        "--crf-window", type=int, default=11, help="side of the DenseCRF's local window"
+        "--crf", choices=CRF_MODES, default="dense",
+        help="the DenseCRF fully connected (permutohedral lattice, as Arnab et al.'s CRF-RNN) or "
+        "on a local window",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crf-window", type=int, default=11, help="side of the window with --crf window"
     )
 
 
@@ -67,7 +73,7 @@ def plan(args: argparse.Namespace, device) -> Plan:
     return Plan(
         settings(models, args.variants, args.attacks, args.eps),
         SynthCity("val", length=args.images, size=args.size),
-        make_evaluate(models, args.crf_window),
+        make_evaluate(models, args.crf_window, args.crf),
         models=list(models.values()),
     )
 
@@ -80,15 +86,18 @@ def model_key(name: str) -> str:
     return name.removesuffix("-synthcity")
 
 
-def defended(model, variant: str, crf_window: int = 11):
+def defended(model, variant: str, crf_window: int = 11, crf: str = "dense"):
     """The model as attacked and evaluated: plain, MultiScale (scales 0.5, 0.75, 1; mean) or
-    followed by a DenseCRF (pydensecrf's defaults, 5 iterations, a crf_window^2 window)."""
+    followed by a DenseCRF (pydensecrf's defaults, 5 iterations), fully connected as in Arnab et
+    al.'s CRF-RNN (crf="dense") or on a crf_window^2 window (crf="window")."""
     from fastadv.models import CRFModel, DenseCRF, MultiScale
 
+    if crf not in CRF_MODES:
+        raise ValueError(f"crf must be one of {CRF_MODES}, got {crf!r}")
     if variant == "multiscale":
         return MultiScale(model)
     if variant == "crf":
-        return CRFModel(model, DenseCRF(window=crf_window))
+        return CRFModel(model, DenseCRF(window=crf_window if crf == "window" else None))
     return model
 
 
@@ -121,7 +130,7 @@ def attack(model, images, labels, name: str, eps: float) -> torch.Tensor:
     return ifgsm(model, images, gt, alpha=min(1 / 255, eps), **kw).adv
 
 
-def make_evaluate(models: dict, crf_window: int = 11):
+def make_evaluate(models: dict, crf_window: int = 11, crf: str = "dense"):
     """The harness's evaluate: a confusion matrix an image, against the ground truth."""
     cache = {}
 
@@ -129,7 +138,7 @@ def make_evaluate(models: dict, crf_window: int = 11):
         name, variant, attack_name, eps_px = parse(setting)
         key = (name, variant)
         if key not in cache:
-            cache[key] = defended(models[name], variant, crf_window).eval()
+            cache[key] = defended(models[name], variant, crf_window, crf).eval()
         model = cache[key]
         x = (
             images

@@ -23,10 +23,25 @@ constant, which softmax ignores, so this is pydensecrf's update.) The output is 
 ``[B, K, H, W]``: logits-like scores whose softmax is the CRF's marginals; with zero iterations it
 is ``log_softmax(logits)``.
 
-ConvCRF (Teichmann and Cipolla 2018) truncates the kernels to a ``window × window`` neighbourhood,
-which makes the cost ``O(window² · K · H · W)`` and lets it run on large images; a window of at
-least ``2·max(H, W) − 1`` covers every pair, and then the result equals ``fully_connected``.
-Everything is differentiable, in the logits and in the image, so attacks can go through the CRF.
+Two ways to compute the messages ``Σ_j k̃(i, j) Q_j``:
+
+- fully connected (the default, ``window=None``), as pydensecrf does: each kernel is a Gaussian
+  filter over the pixels' features (``p / sxy``, and ``I / srgb`` for the bilateral one) computed
+  on the permutohedral lattice of Adams et al. (2010), fastadv.ops.permutohedral_filter, in
+  O(K·H·W) whatever the kernels' reach. The lattices (and the normalisations, folded into their
+  weights) are built once a call and shared by every iteration and by the backward pass.
+  Differentiable in the logits: the backward of a message pass is the same symmetric filter
+  applied to the incoming gradient (transposed: the blur directions in reverse order), as in
+  CRF-as-RNN (Zheng et al. 2015). The image enters only through the lattices' features, which the
+  gradient treats as constants: no gradient flows to ``images``, and an attack through the CRF
+  follows the logits path, as Arnab et al.'s attacks on CRF-RNN did.
+- on local windows (``window`` an odd int), as ConvCRF (Teichmann and Cipolla 2018): the kernels
+  truncated to a ``window × window`` neighbourhood, exact within it, at ``O(window² · K · H · W)``;
+  a window of at least ``2·max(H, W) − 1`` covers every pair, and then the result equals
+  `exact`. Differentiable in the logits and in the image (exact gradients in both).
+
+`exact` computes the same mean field with exact dense Gaussian filters (O((HW)²), small images):
+the reference both are tested against.
 """
 
 from __future__ import annotations
@@ -39,33 +54,49 @@ from torch import nn
 
 from fastadv._outputs import logits_of
 from fastadv.models.common import check_images
+from fastadv.ops import permutohedral_filter, permutohedral_lattice
+from fastadv.ops.permutohedral import dense_gaussian_filter
 
 
 class DenseCRF(nn.Module):
-    """Mean-field dense CRF on local windows: ``crf(logits, images) -> refined logits``."""
+    """Mean-field dense CRF: ``crf(logits [B, K, H, W], images [B, 3, H, W] in [0, 1]) -> refined
+    logits [B, K, H, W]``, fully connected (``window=None``) or on local windows.
+
+    ``backend`` picks the permutohedral filter's ("auto", "cuda", "cpu" or "torch"; see
+    fastadv.ops) in the fully connected mode.
+    """
 
     def __init__(
         self,
         iterations: int = 5,
-        window: int = 11,
+        window: int | None = None,
         gaussian_sxy: float = 3.0,
         gaussian_compat: float = 3.0,
         bilateral_sxy: float = 80.0,
         bilateral_srgb: float = 13.0,
         bilateral_compat: float = 10.0,
+        backend: str = "auto",
     ):
         super().__init__()
-        if window < 1 or window % 2 == 0:
-            raise ValueError(f"window must be a positive odd number, got {window}")
+        if window is not None and (window < 1 or window % 2 == 0):
+            raise ValueError(f"window must be None or a positive odd number, got {window}")
         if iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {iterations}")
-        self.iterations, self.window = iterations, window
+        _check_parameters(
+            positive={"gaussian_sxy": gaussian_sxy, "bilateral_sxy": bilateral_sxy,
+                      "bilateral_srgb": bilateral_srgb},
+            # Potts: a penalty for disagreeing labels
+            non_negative={"gaussian_compat": gaussian_compat, "bilateral_compat": bilateral_compat},
+        )  # fmt: skip
+        self.iterations, self.window, self.backend = iterations, window, backend
         self.gaussian_sxy, self.gaussian_compat = gaussian_sxy, gaussian_compat
         self.bilateral_sxy, self.bilateral_srgb = bilateral_sxy, bilateral_srgb
         self.bilateral_compat = bilateral_compat
 
     def forward(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         _check_pair(logits, images)
+        if self.window is None:
+            return self._lattice_mean_field(logits, images)
         filters = [
             (w, self._kernel(images, sxy, srgb)) for w, sxy, srgb in self._kernels() if w != 0
         ]
@@ -73,26 +104,59 @@ class DenseCRF(nn.Module):
             logits, self.iterations, lambda q: sum(w * self._filter(q, k) for w, k in filters)
         )
 
-    def fully_connected(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """The same mean field with explicit ``[HW, HW]`` kernel matrices, every pair of pixels
-        whatever the window: the reference the windowed filter is tested against (tiny images)."""
+    def exact(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The exact mean field: every pair of pixels whatever the mode, each kernel an exact
+        dense Gaussian filter (O((HW)²): small images); both modes are tested against it."""
         _check_pair(logits, images)
         b, k, h, w = logits.shape
-        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        pos = torch.stack([ys, xs], -1).reshape(1, h * w, 2).to(images).expand(b, -1, -1)
-        rgb = (images * 255.0).flatten(2).transpose(1, 2)
-        matrices = []
+        pos = _positions(h, w, images.device).to(logits.dtype).expand(b, -1, -1)
+        rgb = (images.to(logits.dtype) * 255.0).flatten(2).transpose(1, 2)
+        kernels = []
         for compat, sxy, srgb in self._kernels():
             feats = pos / sxy if srgb is None else torch.cat([pos / sxy, rgb / srgb], -1)
-            kernel = torch.exp(-0.5 * (feats[:, :, None] - feats[:, None, :]).pow(2).sum(-1))
-            norm = kernel.sum(-1).rsqrt()
-            matrices.append((compat, norm[:, :, None] * kernel * norm[:, None, :]))
+            norm = dense_gaussian_filter(feats.new_ones(b, h * w, 1), feats).rsqrt()
+            kernels.append((compat, feats, norm))
 
         def message(q):
-            flat = q.flatten(2)
-            return sum(c * flat @ m.transpose(1, 2) for c, m in matrices).reshape(b, k, h, w)
+            return sum(c * n * dense_gaussian_filter(n * q, f) for c, f, n in kernels)
 
-        return _mean_field(logits, self.iterations, message)
+        flat = logits.permute(0, 2, 3, 1).reshape(b, h * w, k)
+        z = _mean_field(flat, self.iterations, message, dim=2)
+        return z.reshape(b, h, w, k).permute(0, 3, 1, 2)
+
+    def _lattice_mean_field(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = logits.shape
+        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        lattices = self._lattices(images, dtype)
+
+        # Pixel-major [B, HW, K], the lattice's layout: the softmax runs over contiguous rows.
+        flat = logits.to(dtype).permute(0, 2, 3, 1).reshape(b, h * w, k)
+        unary = F.log_softmax(flat, dim=2)
+        z = unary
+        for _ in range(self.iterations if lattices else 0):
+            # z = unary + Σ_m w_m k̃_m softmax(z), in one pass over the pixels
+            z = permutohedral_filter(z, lattices, add=unary, softmax=True, backend=self.backend)
+        return z.reshape(b, h, w, k).permute(0, 3, 1, 2).to(logits.dtype)
+
+    def _lattices(self, images: torch.Tensor, dtype: torch.dtype) -> list:
+        """A lattice per kernel with a nonzero weight: of float32 features (as pydensecrf's),
+        with ``n_i·sqrt(w)`` folded into their weights, so that filtering through one is
+        ``w·k̃``."""
+        b, _, h, w = images.shape
+        with torch.no_grad():
+            pos = _positions(h, w, images.device).expand(b, -1, -1)
+            rgb = (images.float() * 255.0).flatten(2).transpose(1, 2)
+            out = []
+            for compat, sxy, srgb in self._kernels():
+                if compat == 0:
+                    continue
+                feats = pos / sxy if srgb is None else torch.cat([pos / sxy, rgb / srgb], -1)
+                lattice = permutohedral_lattice(feats, backend=self.backend, validate=False)
+                ones = feats.new_ones(b, h * w, 1)
+                norm = permutohedral_filter(ones, lattice, backend=self.backend)[..., 0]
+                scale = (norm.to(dtype) + 1e-20).rsqrt() * math.sqrt(compat)
+                out.append(lattice.scaled(scale))
+        return out
 
     def _kernels(self):
         """(weight, sxy, srgb or None) of the Gaussian and the bilateral kernel."""
@@ -141,13 +205,13 @@ class DenseCRF(nn.Module):
         return out
 
 
-def _mean_field(logits: torch.Tensor, iterations: int, message) -> torch.Tensor:
+def _mean_field(logits: torch.Tensor, iterations: int, message, dim: int = 1) -> torch.Tensor:
     """``iterations`` mean-field updates ``z = −ψ_u + message(softmax(z))`` from the unary
-    ``−ψ_u = log_softmax(logits)``; the last ``z``."""
-    unary = F.log_softmax(logits, dim=1)
+    ``−ψ_u = log_softmax(logits)`` (classes along `dim`); the last ``z``."""
+    unary = F.log_softmax(logits, dim=dim)
     z = unary
     for _ in range(iterations):
-        z = unary + message(z.softmax(dim=1))
+        z = unary + message(z.softmax(dim=dim))
     return z
 
 
@@ -162,11 +226,38 @@ class CRFModel(nn.Module):
         return self.crf(logits_of(self.model(x)), x)
 
 
+def _check_parameters(positive: dict, non_negative: dict) -> None:
+    for name, value in positive.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    for name, value in non_negative.items():
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def _positions(h: int, w: int, device) -> torch.Tensor:
+    """Pixel positions (x, y), float32 [1, HW, 2]: pydensecrf's order of the features."""
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
+    )
+    return torch.stack([xs, ys], -1).reshape(1, h * w, 2).float()
+
+
 def _check_pair(logits: torch.Tensor, images: torch.Tensor) -> None:
     check_images(images)
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a float tensor, got {got}")
     if (
         logits.dim() != 4
         or logits.shape[:1] + logits.shape[2:] != images.shape[:1] + images.shape[2:]
     ):
         shapes = f"logits {tuple(logits.shape)}, images {tuple(images.shape)}"
         raise ValueError(f"logits must be [B, K, H, W] for images [B, 3, H, W]; got {shapes}")
+    if logits.numel() == 0:
+        raise ValueError(f"logits must not be empty, got shape {tuple(logits.shape)}")
+    if logits.device != images.device:
+        raise ValueError(f"logits are on {logits.device} but images on {images.device}")
+    for name, t in (("logits", logits), ("images", images)):
+        if not bool(torch.isfinite(torch.stack(torch.aminmax(t))).all()):  # one pass; NaN spreads
+            raise ValueError(f"{name} must be finite (they contain NaN or inf)")
