@@ -86,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
 def _hide_one(job, found, classes, names, args) -> float:
     """The share of the classes' pixels hidden in the file written. Nothing is written when
     the model sees none of them (NaN) or nothing else (0: no other class can take over)."""
-    from fastadv.attacks import hide_classes
-    from fastadv.attacks.fgsm import kurakin_steps
+    from fastadv.attacks import hide_classes, kurakin_steps
     from fastadv.experiments.panels import hide_panel
     from fastadv.metrics import hidden_fraction
     from fastadv.photos import free_path
