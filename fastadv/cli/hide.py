@@ -115,7 +115,7 @@ def _hide_one(job, found, classes, names, args) -> float:
     panel = free_path(job.out.with_name(f"{job.path.stem}_panel.png"))
     hide_panel(
         done.x[0], done.held[0], result.target[0], result.clean_pred[0], after[0], panel,
-        title=f"{job.path.name} at {size_text(job.work)}",
+        title=f"{job.path.name} at {size_text(job.work)}", classes=found.info.classes,
     )  # fmt: skip
     met = hidden >= args.min_hidden
     shown = f"{hidden:.1%}" + ("" if met else " (short)")

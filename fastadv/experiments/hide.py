@@ -210,6 +210,8 @@ def report(plan: Plan, summary: dict, rows: list[dict], args: argparse.Namespace
 
 def example(plan: Plan, path: Path) -> Path:
     """Their Fig. 1 for the first image that shows a person, at eps 10."""
+    from fastadv.models import describe
+
     model, dataset = plan.context["model"], plan.context["dataset"]
     for i in range(len(dataset)):
         x = dataset[i][0][None].to(plan.context["device"])
@@ -219,6 +221,6 @@ def example(plan: Plan, path: Path) -> Path:
                 after = model(result.adv).argmax(1)
             return hide_panel(
                 x[0], result.adv[0], result.target[0], result.clean_pred[0], after[0], path,
-                title=f"SynthCity val {i}, eps 10",
+                title=f"SynthCity val {i}, eps 10", classes=describe(model).classes,
             )  # fmt: skip
     raise UsageError("no image with a person in the chosen images; give more --images")

@@ -1,7 +1,18 @@
-"""Colours for label maps: the Cityscapes palette of the 19 trainIds (from the Cityscapes
-scripts' label definitions), black for ignore."""
+"""Colours for label maps.
+
+A model with the Cityscapes trainIds gets the Cityscapes palette (from the Cityscapes scripts'
+label definitions); any other label set gets the PASCAL VOC colour map, whose colours are the
+VOC dataset's own for its 21 classes and stay distinct up to 256 ids. Ids past the label set
+(e.g. ignore, 255) are black.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
+
+from fastadv.data.cityscapes import CLASS_NAMES as CITYSCAPES_NAMES
 
 CITYSCAPES = (
     (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
@@ -11,8 +22,32 @@ CITYSCAPES = (
 )  # fmt: skip
 
 
-def colorize(labels: torch.Tensor) -> torch.Tensor:
-    """Label map [H, W] -> RGB image [3, H, W] in [0, 1]; ids outside the palette are black."""
-    palette = torch.zeros(256, 3)
-    palette[: len(CITYSCAPES)] = torch.tensor(CITYSCAPES, dtype=torch.float32) / 255
-    return palette[labels.long().clamp(0, 255).cpu()].permute(2, 0, 1)
+def voc_colors(count: int) -> list[tuple[int, int, int]]:
+    """The PASCAL VOC colour map's first `count` colours: bit 3j + c of the id is bit 7 - j of
+    channel c (red, green, blue), so that neighbouring ids differ in their brightest bits."""
+    colors = []
+    for index in range(count):
+        rgb, bits = [0, 0, 0], index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((bits >> channel) & 1) << shift
+            bits >>= 3
+        colors.append(tuple(rgb))
+    return colors
+
+
+def palette(classes: Sequence[str] | None = None) -> torch.Tensor:
+    """[256, 3] colours in [0, 1] for the label set `classes` (None: unknown names, 256 ids);
+    black past its end."""
+    if classes is not None and tuple(classes) == CITYSCAPES_NAMES:
+        colors = CITYSCAPES
+    else:
+        colors = voc_colors(256 if classes is None else min(len(classes), 256))
+    table = torch.zeros(256, 3)
+    table[: len(colors)] = torch.tensor(colors, dtype=torch.float32) / 255
+    return table
+
+
+def colorize(labels: torch.Tensor, classes: Sequence[str] | None = None) -> torch.Tensor:
+    """Label map [H, W] -> RGB image [3, H, W] in [0, 1], in `palette(classes)`."""
+    return palette(classes)[labels.long().clamp(0, 255).cpu()].permute(2, 0, 1)

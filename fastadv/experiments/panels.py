@@ -7,7 +7,9 @@ from pathlib import Path
 import torch
 
 from fastadv.errors import optional_import
-from fastadv.experiments.palette import colorize
+from fastadv.experiments.palette import colorize, palette
+
+LEGEND_ENTRIES = 12  # the classes with the most pixels; more would not be legible
 
 
 def pyplot():
@@ -17,20 +19,22 @@ def pyplot():
     return optional_import("matplotlib.pyplot")
 
 
-def hide_panel(x, adv, target, pred_before, pred_after, path: Path, title: str = "") -> Path:
-    """Original, adversarial, noise (amplified), target; predictions before and after, and the
-    pixels whose prediction changed. x, adv: [3, H, W]; the rest: [H, W] label maps."""
+def hide_panel(
+    x, adv, target, pred_before, pred_after, path: Path, title: str = "", classes=None
+) -> Path:
+    """Original, adversarial, noise (amplified), target; predictions before and after, the
+    pixels whose prediction changed, and a legend of the classes shown. x, adv: [3, H, W]; the
+    rest: [H, W] label maps; `classes`: the model's class names (None: unknown)."""
     plt = pyplot()
-
     noise = adv - x
     scale = max(noise.abs().max().item(), 1e-12)
     tiles = [
         ("original", x),
         ("adversarial", adv),
         (f"noise (x{0.5 / scale:.0f})", 0.5 + 0.5 * noise / scale),
-        ("target", colorize(target)),
-        ("prediction, original", colorize(pred_before)),
-        ("prediction, adversarial", colorize(pred_after)),
+        ("target", colorize(target, classes)),
+        ("prediction, original", colorize(pred_before, classes)),
+        ("prediction, adversarial", colorize(pred_after, classes)),
         ("changed", (pred_before != pred_after).float().expand(3, -1, -1)),
     ]
     fig, axes = plt.subplots(2, 4, figsize=(14, 14 * x.shape[1] / x.shape[2] / 2 + 0.8))
@@ -39,12 +43,29 @@ def hide_panel(x, adv, target, pred_before, pred_after, path: Path, title: str =
         ax.set_title(name, fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
+    _legend(axes.flat[-1], (target, pred_before, pred_after), classes)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _legend(ax, label_maps, classes) -> None:
+    """The classes of `label_maps` with the most pixels, in their colours, on `ax`."""
+    from matplotlib.patches import Patch
+
+    ids = torch.cat([m.flatten().long().cpu() for m in label_maps]).clamp(0, 255)
+    counts = torch.bincount(ids, minlength=256)
+    known = 256 if classes is None else len(classes)
+    shown = [k for k in counts.argsort(descending=True).tolist() if counts[k] and k < known]
+    colors = palette(classes)
+    handles = [
+        Patch(color=colors[k].tolist(), label=f"class {k}" if classes is None else classes[k])
+        for k in shown[:LEGEND_ENTRIES]
+    ]
+    ax.legend(handles=handles, loc="center", fontsize=8, frameon=False, title="classes")
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
