@@ -170,6 +170,30 @@ def test_a_second_run_on_a_folder_in_use_stops_with_a_clear_message(tmp_path, ca
                 pass
 
 
+def test_a_lock_that_guarded_nothing_leaves_nothing(tmp_path):
+    with folder_lock(tmp_path / "out" / "toy"):
+        assert (tmp_path / "out" / "toy" / "lock").exists()
+    assert list(tmp_path.iterdir()) == []
+    with folder_lock(tmp_path / "kept"):
+        (tmp_path / "kept" / "records-0.jsonl").write_text("{}\n")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["lock", "records-0.jsonl"]
+    (tmp_path / "kept" / "records-0.jsonl").unlink()
+    with folder_lock(tmp_path / "kept"):  # an earlier run's lock file names its last holder
+        pass
+    assert (tmp_path / "kept" / "lock").read_text().startswith(f"process {os.getpid()}")
+
+
+def test_a_run_refused_on_its_model_leaves_no_folder(tmp_path, capsys):
+    from fastadv.experiments import hide
+
+    missing = tmp_path / "missing.safetensors"
+    out = tmp_path / "runs" / "first"
+    assert run_study(hide, ["--model", str(missing), "--out", str(out), "--images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_killed_runs_lock_does_not_block(tmp_path):
     hold = f"from fastadv.experiments.lock import folder_lock as f\nwith f({str(tmp_path)!r}):"
     holder = subprocess.Popen(

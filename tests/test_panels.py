@@ -5,10 +5,9 @@ import torch
 
 from fastadv.data import CLASS_NAMES
 from fastadv.experiments.palette import colorize, palette, voc_colors
+from fastadv.experiments.panels import LEGEND_ENTRIES, _legend, hide_panel, pyplot
 
 pytest.importorskip("matplotlib")
-
-from fastadv.experiments.panels import LEGEND_ENTRIES, _legend, hide_panel, pyplot  # noqa: E402
 
 VOC = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
