@@ -31,9 +31,10 @@ def test_voc_colors_are_distinct_for_every_id():
 
 def test_palette_follows_the_label_set():
     person = torch.tensor([[11]])
-    assert colorize(person, CLASS_NAMES)[:, 0, 0].mul(255).round().tolist() == [220, 20, 60]
+    cityscapes_person = colorize(person, palette(CLASS_NAMES))[:, 0, 0]
+    assert cityscapes_person.mul(255).round().tolist() == [220, 20, 60]
     voc_person = torch.tensor([[15]])
-    assert colorize(voc_person, VOC)[:, 0, 0].mul(255).round().tolist() == [192, 128, 128]
+    assert colorize(voc_person, palette(VOC))[:, 0, 0].mul(255).round().tolist() == [192, 128, 128]
     # past the label set (e.g. ignore = 255) is black; unknown names: every id has a colour
     assert palette(VOC)[21:].abs().sum() == 0
     assert palette(None)[1:].abs().sum(1).gt(0).all()
@@ -43,7 +44,7 @@ def _legend_labels(label_maps, classes):
     plt = pyplot()
     fig, ax = plt.subplots()
     try:
-        _legend(ax, label_maps, classes)
+        _legend(ax, label_maps, classes, palette(classes))
         return [text.get_text() for text in ax.get_legend().get_texts()]
     finally:
         plt.close(fig)

@@ -48,6 +48,11 @@ def palette(classes: Sequence[str] | None = None) -> torch.Tensor:
     return table
 
 
-def colorize(labels: torch.Tensor, classes: Sequence[str] | None = None) -> torch.Tensor:
-    """Label map [H, W] -> RGB image [3, H, W] in [0, 1], in `palette(classes)`."""
-    return palette(classes)[labels.long().clamp(0, 255).cpu()].permute(2, 0, 1)
+def palette_ids(labels: torch.Tensor) -> torch.Tensor:
+    """A label map's ids as rows of a palette: on the CPU, out-of-range ids on its ends."""
+    return labels.long().clamp(0, 255).cpu()
+
+
+def colorize(labels: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+    """Label map [H, W] -> RGB image [3, H, W] in [0, 1], in `colors` (a `palette`)."""
+    return colors[palette_ids(labels)].permute(2, 0, 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from fastadv.errors import optional_import
-from fastadv.experiments.palette import colorize, palette
+from fastadv.experiments.palette import colorize, palette, palette_ids
 
 LEGEND_ENTRIES = 12  # the classes with the most pixels; more would not be legible
 
@@ -26,15 +26,16 @@ def hide_panel(
     pixels whose prediction changed, and a legend of the classes shown. x, adv: [3, H, W]; the
     rest: [H, W] label maps; `classes`: the model's class names (None: unknown)."""
     plt = pyplot()
+    colors = palette(classes)
     noise = adv - x
     scale = max(noise.abs().max().item(), 1e-12)
     tiles = [
         ("original", x),
         ("adversarial", adv),
         (f"noise (x{0.5 / scale:.0f})", 0.5 + 0.5 * noise / scale),
-        ("target", colorize(target, classes)),
-        ("prediction, original", colorize(pred_before, classes)),
-        ("prediction, adversarial", colorize(pred_after, classes)),
+        ("target", colorize(target, colors)),
+        ("prediction, original", colorize(pred_before, colors)),
+        ("prediction, adversarial", colorize(pred_after, colors)),
         ("changed", (pred_before != pred_after).float().expand(3, -1, -1)),
     ]
     fig, axes = plt.subplots(2, 4, figsize=(14, 14 * x.shape[1] / x.shape[2] / 2 + 0.8))
@@ -43,7 +44,7 @@ def hide_panel(
         ax.set_title(name, fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
-    _legend(axes.flat[-1], (target, pred_before, pred_after), classes)
+    _legend(axes.flat[-1], (target, pred_before, pred_after), classes, colors)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -52,15 +53,15 @@ def hide_panel(
     return path
 
 
-def _legend(ax, label_maps, classes) -> None:
-    """The classes of `label_maps` with the most pixels, in their colours, on `ax`."""
+def _legend(ax, label_maps, classes, colors) -> None:
+    """The classes of `label_maps` with the most pixels, in `colors`, on `ax`."""
     from matplotlib.patches import Patch
 
-    ids = torch.cat([m.flatten().long().cpu() for m in label_maps]).clamp(0, 255)
-    counts = torch.bincount(ids, minlength=256)
+    counts = torch.bincount(
+        torch.cat([palette_ids(m).flatten() for m in label_maps]), minlength=256
+    )
     known = 256 if classes is None else len(classes)
     shown = [k for k in counts.argsort(descending=True).tolist() if counts[k] and k < known]
-    colors = palette(classes)
     handles = [
         Patch(color=colors[k].tolist(), label=f"class {k}" if classes is None else classes[k])
         for k in shown[:LEGEND_ENTRIES]
